@@ -1,0 +1,132 @@
+"""The tables, as SQLAlchemy 2 typed models. Alembic (``migrations/``) owns the schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
+
+
+class CopyJobRow(Base):
+    """One migration (a "copy job" in code: Alembic owns the word "migrations")."""
+
+    __tablename__ = "copy_jobs"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(8))
+    #: ``migration.parallel.scan.percentage``, when overridden.
+    scan_percentage: Mapped[float | None] = mapped_column(Float)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    #: The engine's own resumable state (small; large frontiers go to ``work_items``).
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Incremented by every start/resume/reset; lets a late writer from an old run be ignored.
+    run_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    #: The instance that runs it, and when that instance last said it is alive.
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None]
+
+
+class PropertyRow(Base):
+    """A configuration property an operator set; absent keys take their default."""
+
+    __tablename__ = "config_properties"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WorkItemRow(Base):
+    """Per-job work an engine keeps out of memory: a spilled frontier, finished ranges, ..."""
+
+    __tablename__ = "work_items"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("copy_jobs.id", ondelete="CASCADE"), primary_key=True)
+    #: The engine's name for the list (``pending``, ``done``, ...).
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class VerificationRow(Base):
+    """The latest verification of a job: a summary, with discrepancies in their own table."""
+
+    __tablename__ = "verifications"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("copy_jobs.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # RUNNING | COMPLETED | FAILED
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DiscrepancyRow(Base):
+    __tablename__ = "discrepancies"
+    __table_args__ = (Index("ix_discrepancies_job_seq", "job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("verifications.job_id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Pure policy: decisions with no threads, clocks, or I/O, tested on their own."""

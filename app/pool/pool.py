@@ -1,0 +1,224 @@
+"""The global scan pool: named worker threads leased to running jobs by grant.
+
+Rules this class enforces (SPEC section 4):
+
+* a worker starts a unit for a run only while the run's active count is below its grant and the
+  pool's active count is below ``global.scan.limit``;
+* a smaller grant therefore takes effect as units finish; nothing is interrupted;
+* the number of threads follows ``min(limit, sum of grants)``: surplus threads exit when idle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from app.engines.base import Unit, WorkerSlot
+from app.policy.allocation import Claim, PoolPolicy, allocate, serving_order
+from app.policy.properties import DEFAULT_CONFIG
+from app.pool.run import RunHandle
+
+log = structlog.get_logger(__name__)
+
+#: Seconds an idle worker sleeps before it looks for work again unasked.
+IDLE_WAIT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    job_id: str
+    kind: str
+    priority: str
+    percentage: float
+    source: str
+    requested: int
+    granted: int
+    active: int
+    units_completed: int
+    units_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    limit: int
+    threads: int
+    active: int
+    runs: list[RunStats] = field(default_factory=list)
+
+    @property
+    def allocated(self) -> int:
+        return sum(run.granted for run in self.runs)
+
+
+UnitObserver = Callable[[RunHandle, Unit, float, bool], None]
+
+
+class ScanPool:
+    def __init__(self, policy: PoolPolicy = DEFAULT_CONFIG.pool, on_unit: UnitObserver | None = None) -> None:
+        self._cond = threading.Condition()
+        self._policy = policy
+        self._runs: dict[str, RunHandle] = {}
+        self._order: list[RunHandle] = []
+        self._active = 0
+        self._threads: dict[int, threading.Thread] = {}
+        self._closed = False
+        self._on_unit = on_unit
+        self.peak_active = 0
+
+    # -- membership and policy -----------------------------------------------------------------
+
+    def add(self, run: RunHandle) -> None:
+        with self._cond:
+            self._runs[run.job_id] = run
+            self._rebalance()
+
+    def remove(self, job_id: str) -> RunHandle | None:
+        with self._cond:
+            run = self._runs.pop(job_id, None)
+            self._rebalance()
+            return run
+
+    def get(self, job_id: str) -> RunHandle | None:
+        with self._cond:
+            return self._runs.get(job_id)
+
+    def runs(self) -> list[RunHandle]:
+        with self._cond:
+            return list(self._order)
+
+    def set_policy(self, policy: PoolPolicy) -> None:
+        with self._cond:
+            if policy != self._policy:
+                self._policy = policy
+                self._rebalance()
+
+    def update_claim(self, job_id: str, claim: Claim) -> None:
+        """A running job's priority or override changed."""
+        with self._cond:
+            run = self._runs.get(job_id)
+            if run is not None and run.claim != claim:
+                run.claim = claim
+                self._rebalance()
+
+    def _rebalance(self) -> None:
+        grants = allocate((run.claim for run in self._runs.values()), self._policy)
+        for run in self._runs.values():
+            run.grant = grants[run.job_id]
+        ordered = serving_order(run.claim for run in self._runs.values())
+        self._order = [self._runs[claim.job_id] for claim in ordered]
+        self._spawn_threads()
+        self._cond.notify_all()
+
+    def _wanted_threads(self) -> int:
+        return min(self._policy.limit, sum(run.grant.granted for run in self._runs.values()))
+
+    def _spawn_threads(self) -> None:
+        if self._closed:
+            return
+        while len(self._threads) < self._wanted_threads():
+            index = next(i for i in range(len(self._threads) + 1) if i not in self._threads)
+            slot = WorkerSlot(index, f"ferry-pool-{index}")
+            thread = threading.Thread(target=self._work, args=(slot,), name=slot.name, daemon=True)
+            self._threads[index] = thread
+            thread.start()
+
+    def wake(self, n: int = 1) -> None:
+        with self._cond:
+            for run in self._runs.values():
+                run.starved_until = 0.0
+            self._cond.notify(n)
+
+    # -- the workers ---------------------------------------------------------------------------
+
+    def _reserve(self) -> RunHandle | None:
+        """Under the lock: pick the first run in serving order that may take one more thread."""
+        if self._active >= self._policy.limit:
+            return None
+        now = time.monotonic()
+        for run in self._order:
+            if run.active < run.grant.granted and run.starved_until <= now:
+                run.active += 1
+                self._active += 1
+                self.peak_active = max(self.peak_active, self._active)
+                return run
+        return None
+
+    def _release(self, run: RunHandle) -> None:
+        run.active -= 1
+        self._active -= 1
+
+    def _work(self, slot: WorkerSlot) -> None:
+        while True:
+            with self._cond:
+                run = self._reserve()
+                while run is None:
+                    if self._closed or len(self._threads) > self._wanted_threads():
+                        del self._threads[slot.index]
+                        return
+                    self._cond.wait(IDLE_WAIT)
+                    run = self._reserve()
+            unit = None
+            try:
+                unit = run.take_unit()
+                if unit is not None:
+                    started = time.perf_counter()
+                    ok = run.run_unit(unit, slot)
+                    if self._on_unit is not None:
+                        self._on_unit(run, unit, time.perf_counter() - started, ok)
+            except Exception:
+                log.exception("pool worker error", action="worker_error", migration_id=run.job_id)
+            finally:
+                with self._cond:
+                    self._release(run)
+                    if unit is None:
+                        run.starved_until = time.monotonic() + IDLE_WAIT
+                    else:
+                        # The unit may have made more work, of its run or (by freeing a
+                        # thread) of another run: let one more worker look.
+                        for other in self._runs.values():
+                            other.starved_until = 0.0
+                        self._cond.notify()
+
+    # -- reading and closing -------------------------------------------------------------------
+
+    def snapshot(self) -> PoolSnapshot:
+        with self._cond:
+            runs = [
+                RunStats(
+                    job_id=run.job_id,
+                    kind=run.kind,
+                    priority=run.priority.name,
+                    percentage=run.grant.percentage,
+                    source=run.grant.source,
+                    requested=run.grant.requested,
+                    granted=run.grant.granted,
+                    active=run.active,
+                    units_completed=run.units_completed,
+                    units_failed=run.units_failed,
+                )
+                for run in self._order
+            ]
+            return PoolSnapshot(self._policy.limit, len(self._threads), self._active, runs)
+
+    @property
+    def policy(self) -> PoolPolicy:
+        return self._policy
+
+    def inflight(self) -> int:
+        with self._cond:
+            return sum(run.inflight for run in self._runs.values())
+
+    def close(self, timeout: float) -> bool:
+        """Let every thread exit; True when all did within ``timeout``."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            threads = list(self._threads.values())
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)

@@ -1,0 +1,272 @@
+"""One job running in the pool: its phase, its threads, and the units it hands out.
+
+A run goes OPENING -> COPYING -> FINISHING -> DONE, with ``open`` and ``finish`` executed as
+units of their own so that no engine I/O ever happens on the coordinator or a web thread. A stop
+(user or shutdown) or a failure stops the handing out of units; the run is *settled* once
+nothing is in flight, and the coordinator then records the outcome.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, WorkerSlot
+from app.policy.allocation import Claim, Grant, Priority
+from app.pool.rates import RateWindow
+
+log = structlog.get_logger(__name__)
+
+
+class Phase(StrEnum):
+    OPENING = "OPENING"
+    COPYING = "COPYING"
+    FINISHING = "FINISHING"
+    DONE = "DONE"
+
+
+class StopReason(StrEnum):
+    USER = "user"
+    SHUTDOWN = "shutdown"
+    FAILURE = "failure"
+
+
+class Outcome(StrEnum):
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"  # by a user
+    INTERRUPTED = "INTERRUPTED"  # by shutdown: resumes after restart
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    handle: RunHandle
+    name: str = "open"
+
+    def run(self, slot: WorkerSlot) -> None:
+        self.handle.engine_run = self.handle.engine.open(self.handle.ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    handle: RunHandle
+    name: str = "finish"
+
+    def run(self, slot: WorkerSlot) -> None:
+        assert self.handle.engine_run is not None
+        self.handle.engine_run.finish()
+
+
+class RunHandle:
+    """The pool's view of one running job. Thread-safe; engine calls happen outside its lock."""
+
+    def __init__(
+        self,
+        claim: Claim,
+        kind: str,
+        engine: Engine,
+        ctx: JobContext,
+        initial_progress: dict[str, Any],
+        on_settled: Callable[[RunHandle], None] = lambda run: None,
+    ) -> None:
+        self.claim = claim
+        self.kind = kind
+        self.engine = engine
+        self.ctx = ctx
+        self.engine_run: JobRun | None = None
+        self.phase = Phase.OPENING
+        self.stop_reason: StopReason | None = None
+        self.error: str | None = None
+        self.grant = Grant(0.0, "priority", 0, 0)
+        #: Threads at work on this run (units in flight, plus reservations being filled).
+        self.active = 0
+        self.inflight = 0
+        self.units_completed = 0
+        self.units_failed = 0
+        #: Until this monotonic time workers skip the run: it had no unit to give. Cleared as
+        #: soon as work may have appeared (a unit finished, the engine woke the pool).
+        self.starved_until = 0.0
+        self._initial_progress = initial_progress
+        self._open_issued = False
+        self._settled_reported = False
+        self._on_settled = on_settled
+        self._lock = threading.Lock()
+        self.rate = RateWindow(horizon=60.0)
+
+    @property
+    def job_id(self) -> str:
+        return self.claim.job_id
+
+    # -- handing out work ----------------------------------------------------------------------
+
+    def take_unit(self) -> Unit | None:
+        with self._lock:
+            if self.stop_reason is not None or self.phase is Phase.DONE:
+                return None
+            if self.phase is Phase.OPENING:
+                if self._open_issued:
+                    return None
+                self._open_issued = True
+                self.inflight += 1
+                return _Open(self)
+            if self.phase is Phase.FINISHING:
+                return None
+            engine_run = self.engine_run
+        assert engine_run is not None
+        unit = engine_run.next_unit()
+        with self._lock:
+            if unit is not None:
+                self.inflight += 1
+                return unit
+            if self.stop_reason is None and self.inflight == 0 and engine_run.is_done():
+                self.phase = Phase.FINISHING
+                self.inflight += 1
+                return _Finish(self)
+        return None
+
+    def run_unit(self, unit: Unit, slot: WorkerSlot) -> bool:
+        """Execute one unit on the calling pool thread; True when it succeeded."""
+        error: BaseException | None = None
+        try:
+            unit.run(slot)
+        except Exception as exc:  # a unit's failure is data for the engine, never a dead thread
+            error = exc
+        try:
+            self._account(unit, error)
+        except JobFailed as exc:
+            self.fail(str(exc))
+        except Exception as exc:
+            log.exception("engine error", action="engine_error", migration_id=self.job_id)
+            self.fail(f"internal error in the {self.kind} engine: {exc!r}")
+        finally:
+            with self._lock:
+                self.inflight -= 1
+                if error is None:
+                    self.units_completed += 1
+                else:
+                    self.units_failed += 1
+                self.starved_until = 0.0
+            self._report_if_settled()
+        return error is None
+
+    def _account(self, unit: Unit, error: BaseException | None) -> None:
+        if isinstance(unit, _Open):
+            if error is not None:
+                raise JobFailed(_describe(error))
+            with self._lock:
+                self.phase = Phase.COPYING
+            return
+        if isinstance(unit, _Finish):
+            if error is not None:
+                raise JobFailed(_describe(error))
+            with self._lock:
+                self.phase = Phase.DONE
+            return
+        if isinstance(error, JobFailed):
+            raise error
+        assert self.engine_run is not None
+        self.engine_run.unit_finished(unit, error)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def request_stop(self, reason: StopReason) -> None:
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+        self.ctx.stopping.set()
+        self._report_if_settled()
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            if self.stop_reason in (None, StopReason.USER, StopReason.SHUTDOWN) and self.error is None:
+                self.error = message
+                if self.stop_reason is None:
+                    self.stop_reason = StopReason.FAILURE
+        self.ctx.stopping.set()
+
+    def settled(self) -> bool:
+        with self._lock:
+            return self.inflight == 0 and (self.phase is Phase.DONE or self.stop_reason is not None)
+
+    def outcome(self) -> Outcome:
+        with self._lock:
+            if self.error is not None and self.stop_reason is StopReason.FAILURE:
+                return Outcome.FAILED
+            if self.stop_reason is StopReason.USER:
+                return Outcome.STOPPED
+            if self.stop_reason is StopReason.SHUTDOWN:
+                return Outcome.INTERRUPTED
+            return Outcome.COMPLETED
+
+    def _report_if_settled(self) -> None:
+        if not self.settled():
+            return
+        with self._lock:
+            if self._settled_reported:
+                return
+            self._settled_reported = True
+        self._on_settled(self)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def progress(self) -> Progress | None:
+        engine_run = self.engine_run
+        return engine_run.progress() if engine_run is not None else None
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        engine_run = self.engine_run
+        return engine_run.checkpoint() if engine_run is not None else None
+
+    def sample(self, now: float) -> None:
+        progress = self.progress()
+        if progress is not None:
+            self.rate.add(now, progress.done_bytes)
+
+    def progress_fields(self) -> dict[str, Any]:
+        """The SPEC progress object: the engine's fields plus speed, ETA and percentage."""
+        progress = self.progress()
+        if progress is None:
+            return dict(self._initial_progress)
+        return derived_progress(progress, self.rate.rate(10.0))
+
+    def close(self) -> None:
+        if self.engine_run is not None:
+            try:
+                self.engine_run.close()
+            except Exception:
+                log.exception("engine close failed", action="engine_error", migration_id=self.job_id)
+
+    @property
+    def priority(self) -> Priority:
+        return self.claim.priority
+
+
+def derived_progress(progress: Progress, bytes_per_second: float) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(progress.fields)
+    total = progress.total_bytes
+    if total is not None and total > 0:
+        fields.setdefault("percentComplete", round(min(100.0, 100.0 * progress.done_bytes / total), 2))
+    elif total == 0:
+        fields.setdefault("percentComplete", 100.0)
+    else:
+        fields.setdefault("percentComplete", None)
+    fields["bytesPerSecond"] = round(bytes_per_second)
+    remaining = (total - progress.done_bytes) if total is not None else None
+    if remaining is not None and remaining <= 0:
+        fields["etaSeconds"] = 0
+    elif remaining is not None and bytes_per_second > 0:
+        fields["etaSeconds"] = math.ceil(remaining / bytes_per_second)
+    else:
+        fields["etaSeconds"] = None
+    return fields
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return text if text else type(error).__name__
