@@ -75,8 +75,11 @@ class CopyJobRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     #: The engine's own resumable state (small; large frontiers go to ``work_items``).
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    #: Incremented by every start/resume/reset; lets a late writer from an old run be ignored.
+    #: Incremented by start and reset (not resume): a draining run of an older number may not
+    #: write its checkpoint over a reset or a fresh pass.
     run_number: Mapped[int] = mapped_column(Integer, default=0)
+    #: Passes run to COMPLETED since creation or reset: a start after one is incremental.
+    passes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

@@ -37,9 +37,7 @@ def _integer(minimum: int) -> Callable[[str], str]:
 def _allocations(text: str) -> str:
     parts = text.split(",")
     if len(parts) != 3:
-        raise ValueError(
-            f"{text!r} is not accepted; expected three percentages LOW,NORMAL,HIGH such as 2%,4%,8%"
-        )
+        raise ValueError(f"{text!r} is not accepted; expected three percentages LOW,NORMAL,HIGH such as 2%,4%,8%")
     return ",".join(format_percent(parse_percent(part)) for part in parts)
 
 
@@ -55,19 +53,34 @@ class PropertySpec:
 REGISTRY: dict[str, PropertySpec] = {
     spec.key: spec
     for spec in (
-        PropertySpec(SCAN_LIMIT, "100", "Size of the global scan pool (threads), 1 to global.scan.pool.max.",
-                     _integer(1)),
+        PropertySpec(
+            SCAN_LIMIT,
+            "100",
+            "Size of the global scan pool (threads), 1 to global.scan.pool.max.",
+            _integer(1),
+        ),
         PropertySpec(POOL_MAX, "10000", "The largest global.scan.limit allowed.", _integer(1)),
-        PropertySpec(PRIORITY_ALLOCATIONS, "2%,4%,8%",
-                     "Share of the pool requested by LOW, NORMAL and HIGH migrations.", _allocations),
+        PropertySpec(
+            PRIORITY_ALLOCATIONS,
+            "2%,4%,8%",
+            "Share of the pool requested by LOW, NORMAL and HIGH migrations.",
+            _allocations,
+        ),
         PropertySpec(MAX_SCAN_THREADS, "50", "Most threads one migration may hold.", _integer(1)),
-        PropertySpec(MAX_RUNNING, "10",
-                     "Migrations RUNNING at once (0 = no limit); the rest wait in SCHEDULED.", _integer(0)),
-        PropertySpec(BANDWIDTH_LIMIT, "0",
-                     "Cap in bytes per second on all copying together (500MB, 1GiB); 0 = none.",
-                     lambda text: parse_size(text)[1]),
+        PropertySpec(
+            MAX_RUNNING,
+            "10",
+            "Migrations RUNNING at once (0 = no limit); the rest wait in SCHEDULED.",
+            _integer(0),
+        ),
+        PropertySpec(
+            BANDWIDTH_LIMIT,
+            "0",
+            "Cap in bytes per second on all copying together (500MB, 1GiB); 0 = none.",
+            lambda text: parse_size(text)[1],
+        ),
     )
-}  # fmt: skip
+}
 
 
 class PropertyConflict(ValueError):

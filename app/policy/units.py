@@ -16,8 +16,18 @@ _UNITS = {
     "GIB": 1024**3,
     "TIB": 1024**4,
 }
-_CANONICAL = {"": "", "B": "B", "KB": "KB", "MB": "MB", "GB": "GB", "TB": "TB",
-              "KIB": "KiB", "MIB": "MiB", "GIB": "GiB", "TIB": "TiB"}  # fmt: skip
+_CANONICAL = {
+    "": "",
+    "B": "B",
+    "KB": "KB",
+    "MB": "MB",
+    "GB": "GB",
+    "TB": "TB",
+    "KIB": "KiB",
+    "MIB": "MiB",
+    "GIB": "GiB",
+    "TIB": "TiB",
+}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 ACCEPTED = "a whole number of bytes, optionally with a unit B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
 

@@ -1,0 +1,62 @@
+"""One ASGI middleware for every request: a request id, one log line, and the HTTP metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability.metrics import Metrics
+
+log = structlog.get_logger("ferry.http")
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                seconds = time.perf_counter() - started
+                route = _route_of(scope)
+                self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+                self.metrics.request_seconds.labels(scope["method"], route).observe(seconds)
+                if route not in ("/healthz", "/readyz", "/metrics"):
+                    log.info(
+                        "request",
+                        action="http_request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        ms=round(seconds * 1000, 1),
+                    )
+
+
+def _route_of(scope: dict[str, Any] | Scope) -> str:
+    """The route template (``/migrations/{job_id}``), so metrics do not grow a series per id."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

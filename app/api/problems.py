@@ -1,0 +1,48 @@
+"""Every error as problem+json, with the offending field or parameter named in ``detail``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi_problem.handler import add_exception_handler, new_exception_handler
+from rfc9457 import Problem
+
+log = structlog.get_logger(__name__)
+
+_PLACES = {"query": "query parameter", "path": "path parameter", "body": "body field", "header": "header"}
+
+
+def describe_location(loc: Sequence[Any]) -> str:
+    """``("body", "options", "scanType")`` -> ``"body field 'options.scanType'"``."""
+    if not loc:
+        return "request"
+    place, *rest = loc
+    name = ".".join(str(part) for part in rest)
+    if place not in _PLACES:
+        return repr(".".join(str(part) for part in loc))
+    return f"{_PLACES[place]} {name!r}" if name else "request body"
+
+
+def _validation_problem(_handler: Any, _request: Request, exc: RequestValidationError) -> Problem:
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    detail = f"{describe_location(first.get('loc', ()))}: {first.get('msg', 'invalid')}"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    fields = [
+        {"field": describe_location(error.get("loc", ())), "message": str(error.get("msg", ""))} for error in errors
+    ]
+    return Problem(title="Invalid request", type_="invalid-request", status=422, detail=detail, errors=fields)
+
+
+def install(app: FastAPI) -> None:
+    handler = new_exception_handler(
+        logger=None,
+        request_validation_handler=_validation_problem,
+        unhandled_wrappers={},
+    )
+    add_exception_handler(app, handler, generic_swagger_defaults=False)

@@ -1,0 +1,70 @@
+"""``ferry``: serve the API, manage the database schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app.api.security import InsecureBind, check_bind
+from app.db import schema
+from app.observability.logging import configure
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(help="ferry: data migrations of directory trees and NBD disks.", no_args_is_help=True)
+db_cli = typer.Typer(help="The database schema (Alembic).", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (FERRY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (FERRY_PORT)")] = None,
+) -> None:
+    """Upgrade the schema, then serve the API and run migrations until SIGTERM."""
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
+    configure(settings.log_level, settings.log_format)
+    try:
+        check_bind(settings)
+    except InsecureBind as exc:
+        typer.echo(f"ferry: {exc}", err=True)
+        raise typer.Exit(2) from None
+    schema.upgrade(settings.effective_database_url)
+    from app.api.app import create_app  # noqa: PLC0415 - the app is built only when serving
+
+    app = create_app(settings)
+    # One worker: the pool lives in this process. Uvicorn turns SIGTERM into the app's ordered
+    # shutdown (stop handing out units, drain, checkpoint).
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema to the newest revision."""
+    settings = get_settings()
+    schema.upgrade(settings.effective_database_url)
+    typer.echo(f"database at {schema.head_revision()}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database, and the newest one."""
+    from app.db.session import Database  # noqa: PLC0415
+
+    database = Database(get_settings().effective_database_url)
+    typer.echo(f"current: {schema.current_revision(database.engine)}  head: {schema.head_revision()}")
+    database.dispose()
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,9 @@
+"""The engines a server runs with, by migration kind."""
+
+from __future__ import annotations
+
+from app.engines.base import Engine
+
+
+def default_engines() -> dict[str, Engine]:
+    return {}

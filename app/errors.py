@@ -1,0 +1,47 @@
+"""ferry's errors, each rendered as ``application/problem+json`` (RFC 9457).
+
+FerryError            500  never raised on purpose; the base of the tree
+├── NotFound          404  no such migration, property or route
+├── Conflict          409  an action the migration's state forbids; a clashing redefinition
+├── InvalidValue      422  a value ferry refuses; ``detail`` names the field
+├── Unauthorized      401  no or unknown bearer token
+└── Forbidden         403  a token whose role is too weak
+"""
+
+from __future__ import annotations
+
+from fastapi_problem.error import StatusProblem
+
+
+class FerryError(StatusProblem):
+    title = "Internal error"
+    status = 500
+
+
+class NotFound(FerryError):
+    title = "Not found"
+    status = 404
+
+
+class Conflict(FerryError):
+    title = "Conflict"
+    status = 409
+
+
+class InvalidValue(FerryError):
+    title = "Invalid value"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class Unauthorized(FerryError):
+    title = "Unauthorized"
+    status = 401
+    headers_ = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(FerryError):
+    title = "Forbidden"
+    status = 403

@@ -1,0 +1,132 @@
+"""Dashboard numbers: from the pool's in-memory snapshot plus one cheap query.
+
+Reading stats takes the pool lock only long enough to copy a few integers, so it never makes a
+worker wait, and a busy pool never makes a stats read wait.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from app.db import jobs as job_queries
+from app.db.models import CopyJobRow
+from app.db.session import Database
+from app.policy.allocation import Priority
+from app.policy.percent import format_percent
+from app.policy.states import State
+from app.pool.coordinator import Coordinator
+
+WINDOWS = (10, 60, 300)  #: seconds covered by /stats/throughputSummary
+
+
+class StatsService:
+    def __init__(self, db: Database, coordinator: Coordinator) -> None:
+        self._db = db
+        self._coordinator = coordinator
+
+    def scanner_pool(self) -> dict[str, Any]:
+        coordinator = self._coordinator
+        snapshot = coordinator.pool.snapshot()
+        config = coordinator.config
+        with self._db.session() as session:
+            counts = job_queries.counts_by_state(session)
+        migrations, live = [], []
+        for run in snapshot.runs:
+            progress = coordinator.live_progress(run.job_id) or {}
+            live.append((run.job_id, progress))
+            migrations.append(
+                {
+                    "migrationId": run.job_id,
+                    "kind": run.kind,
+                    "priority": run.priority,
+                    "percentage": format_percent(run.percentage),
+                    "percentageSource": run.source,
+                    "requested": run.requested,
+                    "granted": run.granted,
+                    "active": run.active,
+                    "pendingRegions": int(progress.get("pendingRegions") or 0),
+                    "unitsCompleted": run.units_completed,
+                    "bytesCopied": int(progress.get("bytesCopied") or 0),
+                    "bytesPerSecond": int(progress.get("bytesPerSecond") or 0),
+                }
+            )
+        totals = coordinator.totals.current(live)
+        return {
+            "poolSize": snapshot.limit,
+            "poolMax": config.pool_max,
+            "allocated": snapshot.allocated,
+            "active": snapshot.active,
+            "idle": max(0, snapshot.allocated - snapshot.active),
+            "runningMigrations": counts.get(State.RUNNING.value, 0),
+            "waitingMigrations": sum(1 for run in snapshot.runs if run.granted == 0),
+            "scheduledMigrations": counts.get(State.SCHEDULED.value, 0),
+            "maxRunningMigrations": config.max_running,
+            "maxThreadsPerMigration": config.pool.max_per_job,
+            "priorityAllocations": {p.name: format_percent(config.pool.shares[p]) for p in Priority},
+            "migrations": migrations,
+            "totals": {
+                key: totals[key]
+                for key in (
+                    "unitsCompleted",
+                    "unitsFailed",
+                    "retries",
+                    "bytesCopied",
+                    "filesScanned",
+                    "directoriesScanned",
+                )
+            },
+            "sampledAt": datetime.now(UTC),
+        }
+
+    def migration_summary(self) -> dict[str, Any]:
+        with self._db.session() as session:
+            rows = session.execute(select(CopyJobRow.id, CopyJobRow.state, CopyJobRow.progress)).tuples().all()
+        states: dict[str, dict[str, Any]] = {
+            state.value: {"count": 0, "bytesTotal": 0, "bytesCopied": 0, "migrations": [], "eta": []} for state in State
+        }
+        for job_id, state, stored in rows:
+            progress = self._coordinator.live_progress(job_id) or stored or {}
+            entry = states[state]
+            entry["count"] += 1
+            entry["bytesTotal"] += int(progress.get("bytesTotal") or 0)
+            entry["bytesCopied"] += int(progress.get("bytesCopied") or 0)
+            entry["migrations"].append(job_id)
+            entry["eta"].append(progress.get("etaSeconds"))
+        return {
+            "states": {name: _summarise(entry) for name, entry in states.items()},
+            "sampledAt": datetime.now(UTC),
+        }
+
+    def throughput(self) -> dict[str, Any]:
+        windows = []
+        for seconds in WINDOWS:
+            moved = self._coordinator.throughput["bytes"].increase(seconds)
+            files = self._coordinator.throughput["files"].increase(seconds)
+            windows.append(
+                {
+                    "seconds": seconds,
+                    "bytes": int(moved),
+                    "files": int(files),
+                    "bytesPerSecond": round(moved / seconds, 1),
+                    "filesPerSecond": round(files / seconds, 2),
+                }
+            )
+        return {"windows": windows, "sampledAt": datetime.now(UTC)}
+
+
+def _summarise(entry: dict[str, Any]) -> dict[str, Any]:
+    total, copied = entry["bytesTotal"], entry["bytesCopied"]
+    etas = entry["eta"]
+    known = [eta for eta in etas if isinstance(eta, int | float)]
+    return {
+        "count": entry["count"],
+        "bytesTotal": total,
+        "bytesCopied": copied,
+        "percentComplete": round(100.0 * copied / total, 2) if total else None,
+        # The group is done when its slowest member is; unknown if any member's ETA is unknown.
+        "etaSeconds": int(max(known)) if known and len(known) == len(etas) else None,
+        "migrations": entry["migrations"],
+    }
