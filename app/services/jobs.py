@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.db import jobs as job_queries
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, WorkItemRow, utcnow
 from app.db.session import Database
-from app.engines.base import Engine, InvalidField
+from app.engines.base import Engine, InvalidField, Purpose
 from app.errors import Conflict, InvalidValue, NotFound
 from app.policy.allocation import Grant, Priority, percentage_of, requested_threads
 from app.policy.percent import parse_percent
@@ -263,7 +263,10 @@ class JobService:
     def _act(self, job_id: str, action: Action, *, fresh_pass: bool = False) -> JobView:
         with self._db.session() as session:
             row = _row(session, job_id)
-            if action is not Action.STOP:
+            # A stopped run may still be draining: resume waits for it in SCHEDULED (the
+            # coordinator admits a job only once its old run has left the pool).
+            draining_is_fine = action is Action.RESUME and self._coordinator.purpose_of(job_id) is not Purpose.VERIFY
+            if action is not Action.STOP and not draining_is_fine:
                 self._refuse_if_busy(row, action)
             new = _next(row, action)
             values: dict[str, Any] = {"error": None} if new is State.SCHEDULED else {}
@@ -283,7 +286,7 @@ class JobService:
 
     def _refuse_if_busy(self, row: CopyJobRow, action: Action) -> None:
         if self._coordinator.busy(row.id) and not is_active(State(row.state)):
-            doing = "verifying" if self._coordinator.purpose_of(row.id) == "verify" else "still stopping"
+            doing = "verifying" if self._coordinator.purpose_of(row.id) is Purpose.VERIFY else "still stopping"
             raise Conflict(f"cannot {action.value} migration {row.id!r}: it is {doing}; try again shortly")
 
     def _view(self, row: CopyJobRow) -> JobView:

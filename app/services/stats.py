@@ -83,7 +83,7 @@ class StatsService:
 
     def migration_summary(self) -> dict[str, Any]:
         with self._db.session() as session:
-            rows = session.execute(select(CopyJobRow.id, CopyJobRow.state, CopyJobRow.progress)).tuples().all()
+            rows = session.execute(select(CopyJobRow.id, CopyJobRow.state, CopyJobRow.progress)).all()
         states: dict[str, dict[str, Any]] = {
             state.value: {"count": 0, "bytesTotal": 0, "bytesCopied": 0, "migrations": [], "eta": []} for state in State
         }
