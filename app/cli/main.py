@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from app.api.security import InsecureBind, check_bind
+from app.cli.serving import run_server
 from app.db import schema
 from app.observability.logging import configure
 from app.settings import Settings, get_settings
@@ -34,18 +34,7 @@ def serve(
     schema.upgrade(settings.effective_database_url)
     from app.api.app import create_app  # noqa: PLC0415 - the app is built only when serving
 
-    app = create_app(settings)
-    # One worker: the pool lives in this process. Uvicorn turns SIGTERM into the app's ordered
-    # shutdown (stop handing out units, drain, checkpoint).
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-        server_header=False,
-    )
+    run_server(create_app(settings), settings.host, settings.port)
 
 
 @db_cli.command("upgrade")
