@@ -39,6 +39,17 @@ def _validation_problem(_handler: Any, _request: Request, exc: RequestValidation
     return Problem(title="Invalid request", type_="invalid-request", status=422, detail=detail, errors=fields)
 
 
+#: Problems each operation may answer, documented in the OpenAPI description.
+DOCUMENTED = {
+    "401": "no or unknown bearer token",
+    "403": "the token's role may not do this",
+    "404": "no such migration or property",
+    "409": "the migration's state forbids this action",
+    "422": "a value ferry refuses; detail names the field",
+}
+_OPEN = {"/healthz", "/readyz"}
+
+
 def install(app: FastAPI) -> None:
     handler = new_exception_handler(
         logger=None,
@@ -46,3 +57,20 @@ def install(app: FastAPI) -> None:
         unhandled_wrappers={},
     )
     add_exception_handler(app, handler, generic_swagger_defaults=False)
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = describe()
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in document.get("paths", {}).items():
+            if path in _OPEN:
+                continue
+            for operation in operations.values():
+                for status, description in DOCUMENTED.items():
+                    operation["responses"][status] = {"description": description, "content": problem}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
