@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from app.db.session import Database
@@ -136,3 +136,15 @@ class Engine(Protocol):
     def empty_progress(self) -> dict[str, int | float]:
         """The kind's SPEC progress fields, all zero: what a job not yet run shows."""
         ...
+
+
+@runtime_checkable
+class RescansRegions(Protocol):
+    """Optional, for engines whose source is a tree: rescan one directory on request.
+
+    ``path`` is relative to the migration's source, normalised, without ``..``. ``run`` is the
+    job's live run when it is running (queue the region now), else None (record it so the next
+    run scans it).
+    """
+
+    def add_pending_region(self, db: Database, job_id: str, path: str, run: JobRun | None) -> None: ...

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from app.db import jobs as job_queries
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, WorkItemRow, utcnow
 from app.db.session import Database
-from app.engines.base import Engine, InvalidField, Purpose
+from app.engines.base import Engine, InvalidField, Purpose, RescansRegions
 from app.errors import Conflict, InvalidValue, NotFound
 from app.policy.allocation import Grant, Priority, percentage_of, requested_threads
 from app.policy.percent import parse_percent
 from app.policy.properties import SCAN_PERCENTAGE
 from app.policy.states import Action, State, TransitionRefused, is_active, next_state
 from app.pool.coordinator import Coordinator, claim_of
+from app.pool.pool import RunStats
 
 JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -146,7 +147,8 @@ class JobService:
             if state is not None:
                 query = query.where(CopyJobRow.state == state.value)
             rows = list(session.scalars(query))
-        return [self._view(row) for row in rows]
+        runs = {run.job_id: run for run in self._coordinator.pool.snapshot().runs}
+        return [self._view(row, runs) for row in rows]
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -243,6 +245,23 @@ class JobService:
         self._coordinator.verify(row)
         return self._view(row)
 
+    def add_pending_region(self, job_id: str, path: str) -> JobView:
+        """Queue a rescan of one directory of the source (``/sub/dir``, relative to the source)."""
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        if not path.startswith("/") or ".." in parts or "\x00" in path:
+            raise InvalidValue("path", f"{path!r} must be an absolute path within the source, such as /sub/dir")
+        with self._db.session() as session:
+            row = _row(session, job_id)
+        engine = self._engines[row.kind]
+        if not isinstance(engine, RescansRegions):
+            raise InvalidValue("path", f"pending regions apply to tree migrations, not {row.kind}")
+        live = self._coordinator.pool.get(job_id) if self._coordinator.purpose_of(job_id) is Purpose.COPY else None
+        try:
+            engine.add_pending_region(self._db, job_id, "/".join(parts), live.engine_run if live else None)
+        except InvalidField as exc:
+            raise InvalidValue(exc.field, exc.message) from None
+        return self._view(row)
+
     def verification(self, job_id: str, offset: int, limit: int) -> tuple[VerificationRow, list[DiscrepancyRow]]:
         with self._db.session() as session:
             _row(session, job_id)
@@ -289,8 +308,10 @@ class JobService:
             doing = "verifying" if self._coordinator.purpose_of(row.id) is Purpose.VERIFY else "still stopping"
             raise Conflict(f"cannot {action.value} migration {row.id!r}: it is {doing}; try again shortly")
 
-    def _view(self, row: CopyJobRow) -> JobView:
-        stats = next((run for run in self._coordinator.pool.snapshot().runs if run.job_id == row.id), None)
+    def _view(self, row: CopyJobRow, runs: Mapping[str, RunStats] | None = None) -> JobView:
+        if runs is None:
+            runs = {run.job_id: run for run in self._coordinator.pool.snapshot().runs}
+        stats = runs.get(row.id)
         progress = self._coordinator.live_progress(row.id) or dict(row.progress)
         if stats is not None:
             grant = Grant(stats.percentage, stats.source, stats.requested, stats.granted)

@@ -212,6 +212,15 @@ def verify(services: ServicesDep, job_id: JobId) -> Migration:
     return to_wire(services.jobs.verify(job_id))
 
 
+@router.post("/migrations/{job_id}/addPendingRegion", operation_id="addPendingRegion")
+def add_pending_region(
+    services: ServicesDep,
+    job_id: JobId,
+    path: Annotated[str, Query(max_length=4096, description="a directory of the source, e.g. /sub/dir")],
+) -> Migration:
+    return to_wire(services.jobs.add_pending_region(job_id, path))
+
+
 @router.get("/migrations/{job_id}/verification", operation_id="getVerification")
 def verification(
     services: ServicesDep,
