@@ -18,6 +18,13 @@ class FerryError(StatusProblem):
     status = 500
 
 
+class InternalError(FerryError):
+    """An unexpected failure. The client is told only that; the traceback goes to the log."""
+
+    def __init__(self, _hidden: str | None = None) -> None:
+        super().__init__("internal error; the server log has the details")
+
+
 class NotFound(FerryError):
     title = "Not found"
     status = 404

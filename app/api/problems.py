@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi_problem.handler import add_exception_handler, new_exception_handler
 from rfc9457 import Problem
 
-log = structlog.get_logger(__name__)
+from app.errors import InternalError
 
 _PLACES = {"query": "query parameter", "path": "path parameter", "body": "body field", "header": "header"}
 
@@ -52,9 +52,9 @@ _OPEN = {"/healthz", "/readyz"}
 
 def install(app: FastAPI) -> None:
     handler = new_exception_handler(
-        logger=None,
+        logger=logging.getLogger("ferry.api"),
         request_validation_handler=_validation_problem,
-        unhandled_wrappers={},
+        unhandled_wrappers={"default": InternalError},
     )
     add_exception_handler(app, handler, generic_swagger_defaults=False)
     describe = app.openapi
