@@ -80,7 +80,7 @@ class Coordinator:
         log.info("shutting down", action="shutdown", runs=len(self.pool.runs()), timeout=timeout)
         self.drain_deadline = time.monotonic() + timeout
         for run in self.pool.runs():
-            run.request_stop(StopReason.SHUTDOWN)
+            self.pool.stop(run.job_id, StopReason.SHUTDOWN)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -112,9 +112,7 @@ class Coordinator:
         return self.pool.get(job_id) is not None
 
     def stop(self, job_id: str) -> None:
-        run = self.pool.get(job_id)
-        if run is not None:
-            run.request_stop(StopReason.USER)
+        self.pool.stop(job_id, StopReason.USER)
         self._wake.set()
 
     def update_claim(self, row: CopyJobRow) -> None:

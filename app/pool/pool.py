@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from app.engines.base import Unit, WorkerSlot
-from app.policy.allocation import Claim, PoolPolicy, allocate, serving_order
+from app.policy.allocation import Claim, Grant, PoolPolicy, allocate, serving_order
 from app.policy.properties import DEFAULT_CONFIG
-from app.pool.run import RunHandle
+from app.pool.run import RunHandle, StopReason
 
 log = structlog.get_logger(__name__)
 
@@ -104,10 +104,22 @@ class ScanPool:
                 run.claim = claim
                 self._rebalance()
 
+    def stop(self, job_id: str, reason: StopReason) -> None:
+        """Stop handing out units of a run; its threads go to the others as its units end."""
+        run = self.get(job_id)
+        if run is None:
+            return
+        run.request_stop(reason)
+        with self._cond:
+            self._rebalance()
+
     def _rebalance(self) -> None:
-        grants = allocate((run.claim for run in self._runs.values()), self._policy)
+        # A stopping run starts no more units, so it claims nothing; the pool-wide limit on
+        # threads at work still counts its units in flight.
+        claimants = [run for run in self._runs.values() if run.stop_reason is None]
+        grants = allocate((run.claim for run in claimants), self._policy)
         for run in self._runs.values():
-            run.grant = grants[run.job_id]
+            run.grant = grants.get(run.job_id) or Grant(run.grant.percentage, run.grant.source, 0, 0)
         ordered = serving_order(run.claim for run in self._runs.values())
         self._order = [self._runs[claim.job_id] for claim in ordered]
         self._spawn_threads()

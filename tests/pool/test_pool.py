@@ -192,3 +192,20 @@ def test_unlimited_bandwidth_never_waits() -> None:
     for _ in range(1000):
         limiter.acquire(10**9)
     assert time.monotonic() - started < 0.5
+
+
+def test_a_stopping_run_hands_its_threads_to_the_others(pool: ScanPool, db: Database) -> None:
+    """On stop, the run's grant drops to 0 at once; a waiting run gets the threads as units end."""
+    engine = FakeEngine()
+    first = make_run(engine, db, "first", started=0, pool=pool, units=1000, unitSeconds=0.05)
+    second = make_run(engine, db, "second", started=1, pool=pool, units=1000, unitSeconds=0.05)
+    pool.add(first)
+    pool.add(second)
+    assert (first.grant.granted, second.grant.granted) == (4, 0)
+    wait_until(lambda: engine.concurrency.now == 4)
+    pool.stop("first", StopReason.USER)
+    assert (first.grant.granted, second.grant.granted) == (0, 4)
+    wait_until(lambda: "second" in engine.runs and engine.runs["second"].concurrency.now == 4, timeout=2)
+    assert pool.peak_active <= 4
+    pool.stop("second", StopReason.USER)
+    wait_until(second.settled)
