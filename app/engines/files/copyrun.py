@@ -34,7 +34,17 @@ from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
 from app.engines.files.store import ACTIVE, META, PARTIAL, PENDING, SPILL, Store
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import BatchUnit, Env, LargeFile, ListUnit, Outcome, Phase, RangeUnit, RefillUnit
+from app.engines.files.units import (
+    BatchUnit,
+    Env,
+    LargeFile,
+    ListUnit,
+    Outcome,
+    Phase,
+    RangeUnit,
+    RefillUnit,
+    touch,
+)
 
 log = structlog.get_logger(__name__)
 After = list[Callable[[], None]]
@@ -295,7 +305,15 @@ class CopyRun:
             return
         self._counters.files_skipped += 1
         self._counters.bytes_skipped += large.task.meta.size
+        after.append(lambda: self._touch(large.task))
         self._file_done(large.task.region, after)
+
+    def _touch(self, task: FileTask) -> None:
+        try:
+            touch(self._roots.target / task.relpath, task)
+        except OSError as exc:
+            with self._lock:
+                self._counters.fail(task.relpath, f"mode and times not set: {reason(exc)}")
 
     def _file_done(self, relpath: str, after: After) -> None:
         region = self._regions[relpath]

@@ -63,14 +63,30 @@ class Roots:
     excluder: Excluder
 
 
-def remove_entry(path: Path) -> int:
-    """Remove a target entry of any kind; returns how many entries (itself included) went."""
-    if path.is_dir() and not path.is_symlink():
+def remove_entry(path: Path, relpath: str = "", excluder: Excluder | None = None) -> int:
+    """Remove a target entry of any kind; returns how many entries (itself included) went.
+
+    Within a directory, entries matched by ``excluder`` (relative paths from ``relpath``) are
+    kept, and so are the directories that hold them.
+    """
+    if not (path.is_dir() and not path.is_symlink()):
+        path.unlink()
+        return 1
+    if not excluder:
         count = 1 + sum(len(dirs) + len(files) for _, dirs, files in os.walk(path))
         shutil.rmtree(path)
         return count
-    path.unlink()
-    return 1
+    count = 0
+    with os.scandir(path) as it:
+        entries = list(it)
+    for entry in entries:
+        child = join(relpath, entry.name)
+        if not excluder.excluded(child):
+            count += remove_entry(Path(entry.path), child, excluder)
+    if not any(path.iterdir()):
+        path.rmdir()
+        count += 1
+    return count
 
 
 def reason(exc: BaseException) -> str:
@@ -157,7 +173,7 @@ class Listing:
             return
         target = self.dst_dir / name
         if action is Action.REPLACE:
-            result.files_deleted += remove_entry(target)
+            result.files_deleted += remove_entry(target, relpath, self.roots.excluder)
         if meta.kind is Kind.DIR:
             self._directory(target, relpath, action, result)
         elif meta.kind is Kind.LINK:
@@ -198,7 +214,7 @@ class Listing:
             if is_temp(name) or (self.roots.excluder and self.roots.excluder.excluded(relpath)):
                 continue
             try:
-                result.files_deleted += remove_entry(self.dst_dir / name)
+                result.files_deleted += remove_entry(self.dst_dir / name, relpath, self.roots.excluder)
             except FileNotFoundError:
                 continue
             except OSError as exc:

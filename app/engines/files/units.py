@@ -48,7 +48,7 @@ class ListUnit:
         self.result = self.listing.step(self.step_entries)
 
 
-def _touch(path: Path, task: FileTask) -> None:
+def touch(path: Path, task: FileTask) -> None:
     """Give a target found equal in content the source's mode and times."""
     os.chmod(path, task.meta.mode)
     os.utime(path, ns=(task.meta.atime_ns, task.meta.mtime_ns))
@@ -71,7 +71,7 @@ class BatchUnit:
             src, dst = env.source / task.relpath, env.target / task.relpath
             try:
                 if task.compare and same_content(src, dst):
-                    _touch(dst, task)
+                    touch(dst, task)
                     self.outcomes.append((task, Outcome.EQUAL, task.meta.size, ""))
                     continue
                 size = copy_file(src, dst, env.limiter, env.stopping, env.fsync)
