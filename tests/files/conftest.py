@@ -77,6 +77,7 @@ class Harness:
         purpose: Purpose = Purpose.COPY,
         incremental: bool = False,
         stop_when: Callable[[dict[str, Any]], bool] | None = None,
+        during: Callable[[RunHandle], None] | None = None,
         timeout: float = 40.0,
     ) -> Result:
         spec = JobSpec(job.job_id, "files", str(job.source), str(job.target), job.options)
@@ -93,6 +94,8 @@ class Harness:
                 assert now < deadline, f"run not settled in {timeout}s: {run.progress_fields()}"
                 if stop_when is not None and run.engine_run is not None and stop_when(run.progress_fields()):
                     run.request_stop(StopReason.USER)
+                if during is not None and run.engine_run is not None:
+                    during(run)
                 if purpose is Purpose.COPY and run.engine_run is not None and now >= next_checkpoint:
                     job.checkpoint = run.checkpoint()
                     next_checkpoint = now + 0.2
