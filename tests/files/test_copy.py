@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.pool.run import Outcome
+
 from .conftest import Harness, assert_same_tree, temp_files, write
 
 

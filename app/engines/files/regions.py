@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from app.db.session import Database
 from app.engines.files.store import PENDING, Store
 
@@ -15,7 +13,7 @@ def normalise_region(path: str) -> str:
     """
     if "\x00" in path:
         raise ValueError("a region path may not contain NUL")
-    parts = [part for part in PurePosixPath(path).parts if part not in ("/", ".")]
+    parts = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise ValueError(f"{path!r}: a region path may not contain '..'")
     return "/".join(parts)
