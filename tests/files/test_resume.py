@@ -165,18 +165,19 @@ def test_pending_region_added_while_running_is_listed_again(harness: Harness, sr
     the result is still exact."""
     for d in range(8):
         write(src / f"d{d}" / "f", os.urandom(1000))
-    write(src / "zbig", os.urandom(64 * 1024 * 8))
+    write(src / "zbig", os.urandom(64 * 1024 * 16))
     job = harness.job(src, dst)
-    harness.limiter.set_rate(400_000)
+    harness.limiter.set_rate(1_000_000)
     added: list[bool] = []
 
     def add(run: RunHandle) -> None:
-        if not added and run.progress_fields()["filesCopied"] >= 8:
+        if not added and (dst / "d3" / "f").exists():
             run.engine_run.add_pending_region("/d3/")  # type: ignore[union-attr]
             added.append(True)
 
     result = harness.run(job, during=add)
     harness.limiter.set_rate(0)
+    assert added
     assert result.outcome is Outcome.COMPLETED
     assert result.progress["directoriesScanned"] == 10
     assert_same_tree(src, dst)
