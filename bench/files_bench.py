@@ -132,12 +132,12 @@ def million_child(workdir: Path) -> None:
     print(f"  no-op scan {scan_s:.1f} s ({int(scanned['filesScanned']) / scan_s:.0f} files/s)")
 
 
-def million(workdir: Path) -> None:
-    """1M files (1000 directories of 1000), copied then rescanned by ferry in a child process."""
+def million(workdir: Path, files: int = 1_000_000) -> None:
+    """1M files (directories of 1000), copied then rescanned by ferry in a child process."""
     source = workdir / "million"
     if not source.exists():
-        print("generating 1 000 000 files ...", flush=True)
-        generate(source, 1_000_000, 1000, 0)
+        print(f"generating {files} files ...", flush=True)
+        generate(source, files, max(1, files // 1000), 0)
     shutil.rmtree(workdir / "million-target", ignore_errors=True)
     subprocess.run([sys.executable, __file__, "--million-child", "--workdir", str(workdir)], check=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--dirs", type=int, default=300)
     parser.add_argument("--large", type=int, default=3)
     parser.add_argument("--million", action="store_true", help="also the 1M-file run (long)")
+    parser.add_argument("--million-files", type=int, default=1_000_000, help="its size, for a shorter try")
     parser.add_argument("--skip-compare", action="store_true", help="only the 1M-file run")
     parser.add_argument("--million-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -166,7 +167,7 @@ def main() -> None:
         if not args.skip_compare:
             compare(workdir, args.files, args.dirs, args.large)
         if args.million:
-            million(workdir)
+            million(workdir, args.million_files)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -25,9 +25,10 @@ from typing import Any
 import structlog
 
 from app.engines.base import JobContext, JobFailed, Progress, Unit
-from app.engines.files.copy import Interrupted, finish_dir
+from app.engines.files.copy import finish_dir
 from app.engines.files.counters import Counters
 from app.engines.files.frontier import Frontier, Journal
+from app.engines.files.largefiles import LargeFiles
 from app.engines.files.listing import FileTask, Listing, Roots, reason
 from app.engines.files.options import Durability, FilesOptions, ScanType
 from app.engines.files.policy import Meta, is_large
@@ -37,13 +38,10 @@ from app.engines.files.tuning import Tuning
 from app.engines.files.units import (
     BatchUnit,
     Env,
-    LargeFile,
     ListUnit,
     Outcome,
-    Phase,
     RangeUnit,
     RefillUnit,
-    touch,
 )
 
 log = structlog.get_logger(__name__)
@@ -76,9 +74,9 @@ class CopyRun:
         self._regions: dict[str, Region] = {}
         self._continuations: deque[Region] = deque()
         self._small: deque[FileTask] = deque()
-        self._ranges: deque[RangeUnit] = deque()
         self._relist: set[str] = set()
-        self._partials: dict[str, Any] = {}
+        self._large = LargeFiles(self._env, tuning.range_size, self._counters, self._journal, self._lock,
+                                 self._file_done)  # fmt: skip
         self._rescan_after: set[str] = set()
         self._inflight = 0
         self._refilling = False
@@ -99,9 +97,11 @@ class CopyRun:
             self._frontier.push("")
             self._journal.put(PENDING, "")
             return
-        self._counters = Counters.from_json(state.get("counters"))
-        self._counters.failures.extend(state.get("failures") or [])
-        self._partials = self._store.load(PARTIAL)
+        restored = Counters.from_json(state.get("counters"))
+        restored.failures.extend(state.get("failures") or [])
+        for name in restored.__slots__:  # the same object is shared with the large-file helper
+            setattr(self._counters, name, getattr(restored, name))
+        self._large.partials = self._store.load(PARTIAL)
         for relpath in sorted(self._store.load(ACTIVE)):
             self._frontier.push(relpath)
             self._relist.add(relpath)
@@ -122,17 +122,15 @@ class CopyRun:
     def _pick(self) -> Unit | None:
         if self._ctx.stopping.is_set():
             return None
-        room = len(self._small) + len(self._ranges) < self._tuning.queue_bound
+        room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
             return ListUnit(self._continuations.popleft().listing, self._tuning.list_step)
         if room and (unit := self._start_region()) is not None:
             return unit
         if self._small:
             return self._batch()
-        while self._ranges:
-            range_unit = self._ranges.popleft()
-            if not range_unit.file.failed:
-                return range_unit
+        if (range_unit := self._large.next()) is not None:
+            return range_unit
         if not self._frontier.in_memory and self._frontier.spilled and not self._refilling:
             self._refilling = True
             return RefillUnit(self._refill)
@@ -150,7 +148,7 @@ class CopyRun:
             relist = relpath in self._relist
             self._relist.discard(relpath)
             keep = frozenset(
-                str(p["temp"]) for k, p in self._partials.items() if parent_region(k) == relpath and p
+                str(p["temp"]) for k, p in self._large.partials.items() if parent_region(k) == relpath and p
             )
             listing = Listing(self._roots, relpath, fresh=fresh, relist=relist, keep=keep)
             self._regions[relpath] = Region(relpath, listing, relist)
@@ -177,12 +175,12 @@ class CopyRun:
             elif isinstance(unit, BatchUnit):
                 self._batched(unit, after)
             elif isinstance(unit, RangeUnit):
-                self._ranged(unit, error, after)
+                self._large.finished(unit, error, after)
             elif isinstance(unit, RefillUnit):
                 self._refilling = False
                 if error is not None:
                     log.warning("refill failed", action="refill_failed", error=reason(error))
-            queued = len(self._small) + len(self._ranges) + len(self._continuations)
+            queued = len(self._small) + len(self._large.queue) + len(self._continuations)
         for action in after:
             action()
         self._spill()
@@ -237,24 +235,7 @@ class CopyRun:
         if not is_large(task.meta.size, self._tuning.range_size):
             self._small.append(task)
             return
-        large = LargeFile(task, self._tuning.range_size, Phase.COMPARE if task.compare else Phase.COPY)
-        partial = self._partials.pop(task.relpath, None)
-        if large.phase is Phase.COPY and isinstance(partial, dict):
-            self._resume_large(large, partial)
-        for offset, length in large.remaining():
-            self._ranges.append(RangeUnit(self._env, large, offset, length))
-
-    def _resume_large(self, large: LargeFile, partial: dict[str, Any]) -> None:
-        meta = large.task.meta
-        same = (partial.get("size"), partial.get("mtime"), partial.get("rangeSize")) == (
-            meta.size, meta.mtime_ns, large.range_size)  # fmt: skip
-        temp = (self._roots.target / large.task.region / str(partial.get("temp"))) if same else None
-        if temp is None or not temp.is_file():
-            return
-        large.temp = temp
-        large.done = {int(offset) for offset in partial.get("done") or []}
-        if not large.remaining():
-            large.done.discard(large.ranges[-1][0])  # finished but not landed: land it again
+        self._large.add(task)
 
     def _batched(self, unit: BatchUnit, after: After) -> None:
         c = self._counters
@@ -268,52 +249,6 @@ class CopyRun:
             else:
                 c.fail(task.relpath, why)
             self._file_done(task.region, after)
-
-    def _ranged(self, unit: RangeUnit, error: BaseException | None, after: After) -> None:
-        large = unit.file
-        task = large.task
-        if large.failed or isinstance(error, Interrupted):
-            return
-        if error is not None:
-            large.failed = True
-            self._counters.fail(task.relpath, reason(error))
-            self._journal.delete(PARTIAL, task.relpath)
-            if large.temp is not None:
-                after.append(large.temp.unlink if large.temp.exists() else lambda: None)
-            self._file_done(task.region, after)
-        elif large.phase is Phase.COMPARE:
-            self._compared(unit, after)
-        elif unit.landed:
-            self._counters.bytes_copied += unit.length
-            self._counters.files_copied += 1
-            self._journal.delete(PARTIAL, task.relpath)
-            self._file_done(task.region, after)
-        else:
-            self._counters.bytes_copied += unit.length
-            with large.lock:
-                self._journal.put(PARTIAL, task.relpath, large.payload())
-
-    def _compared(self, unit: RangeUnit, after: After) -> None:
-        large = unit.file
-        large.compared += 1
-        large.mismatch = large.mismatch or not unit.equal
-        if large.compared < len(large.ranges):
-            return
-        if large.mismatch:
-            large.phase, large.mismatch = Phase.COPY, False
-            self._ranges.extend(RangeUnit(self._env, large, o, n) for o, n in large.ranges)
-            return
-        self._counters.files_skipped += 1
-        self._counters.bytes_skipped += large.task.meta.size
-        after.append(lambda: self._touch(large.task))
-        self._file_done(large.task.region, after)
-
-    def _touch(self, task: FileTask) -> None:
-        try:
-            touch(self._roots.target / task.relpath, task)
-        except OSError as exc:
-            with self._lock:
-                self._counters.fail(task.relpath, f"mode and times not set: {reason(exc)}")
 
     def _file_done(self, relpath: str, after: After) -> None:
         region = self._regions[relpath]
@@ -380,7 +315,7 @@ class CopyRun:
                 and not self._regions
                 and not len(self._frontier)
                 and not self._small
-                and all(unit.file.failed for unit in self._ranges)
+                and self._large.idle()
                 and not self._refilling
             )
 
