@@ -1,0 +1,246 @@
+"""The copy kernel: bytes moved by the kernel, holes kept, files landed atomically.
+
+Every file is written under a temporary name in its target directory (:func:`temp_name`), given
+its mode and times, optionally fsynced, and only then renamed to its real name: the target never
+holds a half file under a real name. Data moves with ``os.copy_file_range`` (reflinks or in-kernel
+copies where the filesystem can), falling back to ``pread``/``pwrite``; only the data segments
+that ``SEEK_DATA``/``SEEK_HOLE`` report are copied, so sparse files stay sparse.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import itertools
+import os
+import re
+import secrets
+import threading
+from pathlib import Path
+
+from app.engines.files.policy import Meta
+from app.pool.bandwidth import BandwidthLimiter
+
+#: Bytes per ``copy_file_range`` call: the grain of bandwidth accounting and of stop checks.
+CHUNK = 4 * 1024 * 1024
+#: Bytes per read when comparing contents.
+COMPARE_CHUNK = 1024 * 1024
+_TEMP = re.compile(r"\.ferry~[0-9a-f]{16}\.part")
+_FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
+
+
+class Interrupted(Exception):
+    """The run is stopping: the unit gave up mid-copy and left only its temporary file."""
+
+
+_PREFIX = secrets.token_hex(4)
+_COUNTER = itertools.count()
+
+
+def temp_name() -> str:
+    """A fresh temporary name of ours (fixed length, so it fits wherever the real name fits).
+
+    A random per-process prefix and a counter: unique without a ``getrandom`` per file.
+    """
+    return f".ferry~{_PREFIX}{next(_COUNTER) & 0xFFFFFFFF:08x}.part"
+
+
+def is_temp(name: str) -> bool:
+    return _TEMP.fullmatch(name) is not None
+
+
+def _data_segments(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` of the data in ``[start, end)``; all of it where holes are unknown."""
+    segments: list[tuple[int, int]] = []
+    pos = start
+    while pos < end:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole is left
+                break
+            return [(start, end - start)]
+        if data >= end:
+            break
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        segments.append((data, hole - data))
+        pos = hole
+    return segments
+
+
+def _move(src: int, dst: int, offset: int, length: int) -> int:
+    try:
+        return os.copy_file_range(src, dst, length, offset, offset)
+    except OSError as exc:
+        if exc.errno not in _FALLBACK_ERRNOS:
+            raise
+    data = os.pread(src, length, offset)
+    written = 0
+    while written < len(data):
+        written += os.pwrite(dst, data[written:], offset + written)
+    return len(data)
+
+
+def copy_data(
+    src: int,
+    dst: int,
+    offset: int,
+    length: int,
+    limiter: BandwidthLimiter,
+    stopping: threading.Event,
+    dense: bool = False,
+) -> int:
+    """Copy the data of ``[offset, offset+length)`` from ``src`` to ``dst`` (same offsets).
+
+    The destination must already have its final size (holes read back as zeroes). ``dense``
+    says the source has no holes (its blocks cover its size): no need to look for them. Returns
+    the data bytes moved. Raises :class:`Interrupted` when ``stopping`` is set between chunks.
+    """
+    moved = 0
+    segments = [(offset, length)] if dense else _data_segments(src, offset, offset + length)
+    for start, size in segments:
+        pos, end = start, start + size
+        while pos < end:
+            step = min(CHUNK, end - pos)
+            limiter.acquire(step, stopping)
+            if stopping.is_set():
+                raise Interrupted
+            done = _move(src, dst, pos, step)
+            if done == 0:
+                raise OSError(errno.EIO, "source file shrank during the copy")
+            pos += done
+            moved += done
+    return moved
+
+
+def create_temp(directory: Path, size: int) -> tuple[int, Path]:
+    """Create an empty temporary file of ``size`` (a hole) in ``directory``; owner-only until landed."""
+    path = directory / temp_name()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    if not size:
+        return fd, path
+    try:
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    return fd, path
+
+
+def land(fd: int, temp: Path, final: Path, meta: Meta, fsync: bool) -> None:
+    """Give the temporary file its mode and times, flush it if asked, rename it; closes ``fd``."""
+    try:
+        os.fchmod(fd, meta.mode)
+        os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(temp, final)
+
+
+def copy_file(
+    src_path: Path, final: Path, limiter: BandwidthLimiter, stopping: threading.Event, fsync: bool
+) -> int:
+    """Copy one whole file to ``final`` atomically; returns its size (what it had when opened)."""
+    src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(src)
+        meta = Meta.of(st)
+        dense = st.st_blocks * 512 >= meta.size
+        fd, temp = create_temp(final.parent, 0 if dense else meta.size)
+        try:
+            if meta.size:
+                copy_data(src, fd, 0, meta.size, limiter, stopping, dense)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        try:
+            land(fd, temp, final, meta, fsync)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return meta.size
+    finally:
+        os.close(src)
+
+
+def make_symlink(text: str, final: Path, meta: Meta) -> None:
+    """Create (or replace) the symlink ``final -> text`` atomically, with the source's mtime."""
+    temp = final.parent / temp_name()
+    os.symlink(text, temp)
+    try:
+        os.utime(temp, ns=(meta.atime_ns, meta.mtime_ns), follow_symlinks=False)
+        os.rename(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def same_content(a: Path, b: Path, offset: int = 0, length: int | None = None) -> bool:
+    """Compare two files by content digest (BLAKE2b per chunk), reading each once, in lockstep.
+
+    Stops at the first chunk whose digests differ, so a mismatch early in a large file costs
+    little. ``length=None`` compares to the end of the longer file.
+    """
+    with open(a, "rb", buffering=0) as fa, open(b, "rb", buffering=0) as fb:
+        fa.seek(offset)
+        fb.seek(offset)
+        left = length
+        while left is None or left > 0:
+            step = COMPARE_CHUNK if left is None else min(COMPARE_CHUNK, left)
+            ca, cb = fa.read(step), fb.read(step)
+            if hashlib.blake2b(ca).digest() != hashlib.blake2b(cb).digest():
+                return False
+            if len(ca) < step:
+                return True
+            if left is not None:
+                left -= step
+    return True
+
+
+def finish_dir(path: Path, meta: Meta, fsync: bool) -> None:
+    """Set a finished directory's mode and times (after its last entry changed), flush it if asked."""
+    if fsync:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.chmod(path, meta.mode)
+    os.utime(path, ns=(meta.atime_ns, meta.mtime_ns))
+
+
+def copy_range(
+    src_path: Path,
+    temp: Path,
+    offset: int,
+    length: int,
+    limiter: BandwidthLimiter,
+    stopping: threading.Event,
+    fsync: bool,
+) -> None:
+    """Copy one range of a large file into its (already sized) temporary file."""
+    src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        dst = os.open(temp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            copy_data(src, dst, offset, length, limiter, stopping)
+            if fsync:
+                os.fdatasync(dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def land_large(src_path: Path, temp: Path, final: Path, listed: Meta, fsync: bool) -> None:
+    """Rename a fully copied large file into place, unless its source changed since listing."""
+    now = Meta.of(os.lstat(src_path))
+    if (now.size, now.mtime_ns) != (listed.size, listed.mtime_ns):
+        temp.unlink(missing_ok=True)
+        raise OSError(errno.EAGAIN, "the source file changed during the copy; retried on the next pass")
+    fd = os.open(temp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    land(fd, temp, final, now, fsync)

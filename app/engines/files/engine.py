@@ -1,0 +1,52 @@
+"""``FilesEngine``: the ``files`` kind of SPEC section 3, plugged into the pool."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from app.engines.base import InvalidField, JobContext, JobFailed, JobRun, Purpose
+from app.engines.files.copyrun import CopyRun
+from app.engines.files.counters import empty_fields
+from app.engines.files.options import parse_options
+from app.engines.files.paths import validate_paths
+from app.engines.files.tuning import Tuning
+from app.engines.files.verifyrun import VerifyRun
+
+
+class FilesEngine:
+    """Copies (or verifies) a directory tree between mounted filesystems."""
+
+    kind = "files"
+
+    def __init__(self, tuning: Tuning | None = None) -> None:
+        self.tuning = tuning or Tuning()
+
+    def validate(
+        self, source: str, target: str, options: Mapping[str, Any], allowed_roots: tuple[Path, ...]
+    ) -> dict[str, Any]:
+        parsed = parse_options(options)
+        validate_paths(source, target, allowed_roots)
+        return parsed.as_dict()
+
+    def open(self, ctx: JobContext) -> JobRun:
+        try:
+            options = parse_options(ctx.spec.options)
+        except InvalidField as exc:
+            raise JobFailed(str(exc)) from exc
+        source = Path(os.path.realpath(ctx.spec.source))
+        target = Path(os.path.realpath(ctx.spec.target))
+        if not source.is_dir():
+            raise JobFailed(f"the source {ctx.spec.source} is not a directory (any more)")
+        if ctx.purpose is Purpose.VERIFY:
+            verify = VerifyRun(ctx, options, source, target, self.tuning)
+            verify.start()
+            return verify
+        run = CopyRun(ctx, options, source, target, self.tuning)
+        run.start()
+        return run
+
+    def empty_progress(self) -> dict[str, int | float]:
+        return empty_fields()

@@ -1,0 +1,111 @@
+"""Large files in a copy run: their ranges queued, finished ranges recorded, compare then copy.
+
+Called by :class:`app.engines.files.copyrun.CopyRun` under its lock; the I/O it asks for
+(removing a failed file's temporary, touching a file found equal) comes back as callables the run
+executes after releasing the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.engines.files.copy import Interrupted
+from app.engines.files.counters import Counters
+from app.engines.files.frontier import Journal
+from app.engines.files.listing import FileTask, reason
+from app.engines.files.store import PARTIAL
+from app.engines.files.units import Env, LargeFile, Phase, RangeUnit, touch
+
+After = list[Callable[[], None]]
+#: Told (under the run's lock) when a file is finished one way or another: (region, after).
+FileDone = Callable[[str, After], None]
+
+
+class LargeFiles:
+    def __init__(self, env: Env, range_size: int, counters: Counters, journal: Journal,
+                 lock: threading.Lock, file_done: FileDone) -> None:  # fmt: skip
+        self.env, self.range_size = env, range_size
+        self.counters, self.journal, self.lock, self.file_done = counters, journal, lock, file_done
+        self.queue: deque[RangeUnit] = deque()
+        #: ``partial`` rows of the last run, by relative path: taken when the file is met again.
+        self.partials: dict[str, Any] = {}
+
+    def add(self, task: FileTask) -> None:
+        large = LargeFile(task, self.range_size, Phase.COMPARE if task.compare else Phase.COPY)
+        partial = self.partials.pop(task.relpath, None)
+        if large.phase is Phase.COPY and isinstance(partial, dict):
+            self._resume(large, partial)
+        for offset, length in large.remaining():
+            self.queue.append(RangeUnit(self.env, large, offset, length))
+
+    def _resume(self, large: LargeFile, partial: dict[str, Any]) -> None:
+        meta = large.task.meta
+        same = (partial.get("size"), partial.get("mtime"), partial.get("rangeSize")) == (
+            meta.size, meta.mtime_ns, large.range_size)  # fmt: skip
+        temp = (self.env.target / large.task.region / str(partial.get("temp"))) if same else None
+        if temp is None or not temp.is_file():
+            return
+        large.temp = temp
+        large.done = {int(offset) for offset in partial.get("done") or []}
+        if not large.remaining():
+            large.done.discard(large.ranges[-1][0])  # finished but not landed: land it again
+
+    def next(self) -> RangeUnit | None:
+        while self.queue:
+            unit = self.queue.popleft()
+            if not unit.file.failed:
+                return unit
+        return None
+
+    def idle(self) -> bool:
+        return all(unit.file.failed for unit in self.queue)
+
+    def finished(self, unit: RangeUnit, error: BaseException | None, after: After) -> None:
+        large, task = unit.file, unit.file.task
+        if large.failed or isinstance(error, Interrupted):
+            return
+        if error is not None:
+            large.failed = True
+            self.counters.fail(task.relpath, reason(error))
+            self.journal.delete(PARTIAL, task.relpath)
+            temp = large.temp
+            if temp is not None:
+                after.append(lambda: temp.unlink(missing_ok=True))
+            self.file_done(task.region, after)
+        elif large.phase is Phase.COMPARE:
+            self._compared(unit, after)
+        else:
+            self.counters.bytes_copied += unit.length
+            if unit.landed:
+                self.counters.files_copied += 1
+                self.journal.delete(PARTIAL, task.relpath)
+                self.file_done(task.region, after)
+            else:
+                with large.lock:
+                    self.journal.put(PARTIAL, task.relpath, large.payload())
+
+    def _compared(self, unit: RangeUnit, after: After) -> None:
+        large = unit.file
+        large.compared += 1
+        large.mismatch = large.mismatch or not unit.equal
+        if large.compared < len(large.ranges):
+            return
+        if large.mismatch:
+            large.phase, large.mismatch = Phase.COPY, False
+            self.queue.extend(RangeUnit(self.env, large, o, n) for o, n in large.ranges)
+            return
+        self.counters.files_skipped += 1
+        self.counters.bytes_skipped += large.task.meta.size
+        after.append(lambda: self._touch(large.task))
+        self.file_done(large.task.region, after)
+
+    def _touch(self, task: FileTask) -> None:
+        try:
+            touch(Path(self.env.target) / task.relpath, task)
+        except OSError as exc:
+            with self.lock:
+                self.counters.fail(task.relpath, f"mode and times not set: {reason(exc)}")

@@ -1,0 +1,221 @@
+"""Listing one region (a directory): compare each source entry with the target and act.
+
+A :class:`Listing` walks ``os.scandir`` of the source directory in steps of a bounded number of
+entries, using the ``lstat`` result each ``DirEntry`` already holds (no second stat of a source
+entry). Cheap target changes happen inline: directories created, symlinks made, modes fixed,
+entries of the wrong kind or (with ``targetMatch``) absent from the source removed, stale
+temporary files of ours deleted. Files whose data must move come back as :class:`FileTask` for
+copy units.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.engines.files.copy import is_temp, make_symlink
+from app.engines.files.exclude import Excluder
+from app.engines.files.options import FilesOptions
+from app.engines.files.policy import Action, Kind, Meta, decide
+
+
+def join(region: str, name: str) -> str:
+    return f"{region}/{name}" if region else name
+
+
+@dataclass(frozen=True, slots=True)
+class FileTask:
+    region: str
+    name: str
+    meta: Meta
+    #: CHECKSUM with equal sizes: compare contents first, copy only if they differ.
+    compare: bool
+
+    @property
+    def relpath(self) -> str:
+        return join(self.region, self.name)
+
+
+@dataclass(slots=True)
+class StepResult:
+    children: list[tuple[str, bool]] = field(default_factory=list)
+    tasks: list[FileTask] = field(default_factory=list)
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    files_skipped: int = 0
+    bytes_skipped: int = 0
+    files_copied: int = 0
+    files_deleted: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    #: The source directory's own metadata (first step), for finishing the region.
+    dir_meta: Meta | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Roots:
+    source: Path
+    target: Path
+    options: FilesOptions
+    excluder: Excluder
+
+
+def remove_entry(path: Path, relpath: str = "", excluder: Excluder | None = None) -> int:
+    """Remove a target entry of any kind; returns how many entries (itself included) went.
+
+    Within a directory, entries matched by ``excluder`` (relative paths from ``relpath``) are
+    kept, and so are the directories that hold them.
+    """
+    if not (path.is_dir() and not path.is_symlink()):
+        path.unlink()
+        return 1
+    if not excluder:
+        count = 1 + sum(len(dirs) + len(files) for _, dirs, files in os.walk(path))
+        shutil.rmtree(path)
+        return count
+    count = 0
+    with os.scandir(path) as it:
+        entries = list(it)
+    for entry in entries:
+        child = join(relpath, entry.name)
+        if not excluder.excluded(child):
+            count += remove_entry(Path(entry.path), child, excluder)
+    if not any(path.iterdir()):
+        path.rmdir()
+        count += 1
+    return count
+
+
+def reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class Listing:
+    """The listing of one region, spread over as many steps as it takes; holds one open fd."""
+
+    def __init__(self, roots: Roots, region: str, *, fresh: bool, relist: bool, keep: frozenset[str]) -> None:
+        self.roots = roots
+        self.region = region
+        self.fresh = fresh
+        self.relist = relist
+        self.keep = keep
+        self.src_dir = roots.source / region
+        self.dst_dir = roots.target / region
+        self._entries: Iterator[os.DirEntry[str]] | None = None
+        self._target_names: set[str] = set()
+        self._source_names: set[str] = set()
+
+    def close(self) -> None:
+        if self._entries is not None:
+            self._entries.close()  # type: ignore[attr-defined]
+            self._entries = None
+
+    def _open(self, result: StepResult) -> None:
+        result.dir_meta = Meta.of(os.lstat(self.src_dir))
+        if result.dir_meta.kind is not Kind.DIR:
+            raise NotADirectoryError(f"{self.src_dir} is no longer a directory")
+        if not self.fresh:
+            if not self.dst_dir.is_dir():
+                os.makedirs(self.dst_dir, mode=0o700, exist_ok=True)
+            with os.scandir(self.dst_dir) as it:
+                self._target_names = {entry.name for entry in it}
+            for name in [n for n in self._target_names if is_temp(n) and n not in self.keep]:
+                (self.dst_dir / name).unlink(missing_ok=True)
+                self._target_names.discard(name)
+        self._entries = os.scandir(self.src_dir)
+
+    def step(self, limit: int) -> StepResult:
+        result = StepResult()
+        if self._entries is None:
+            self._open(result)
+        assert self._entries is not None
+        for count, entry in enumerate(self._entries, 1):
+            try:
+                self._entry(entry, result)
+            except OSError as exc:
+                result.failures.append((join(self.region, entry.name), reason(exc)))
+            if count >= limit:
+                return result
+        self.close()
+        if self.roots.options.target_match and not self.relist:
+            self._match_target(result)
+        result.done = True
+        return result
+
+    def _target_meta(self, name: str) -> Meta | None:
+        if name not in self._target_names:
+            return None
+        try:
+            return Meta.of(os.lstat(self.dst_dir / name))
+        except FileNotFoundError:
+            return None
+
+    def _entry(self, entry: os.DirEntry[str], result: StepResult) -> None:
+        name = entry.name
+        relpath = join(self.region, name)
+        if self.roots.excluder and self.roots.excluder.excluded(relpath):
+            return
+        if self.roots.options.target_match:
+            self._source_names.add(name)
+        meta = Meta.of(entry.stat(follow_symlinks=False))
+        dst = self._target_meta(name)
+        action = decide(meta, dst, self.roots.options.action_policy)
+        if meta.kind is not Kind.DIR and not self.relist:
+            result.files_scanned += 1
+            result.bytes_scanned += meta.size if meta.kind is Kind.FILE else 0
+        if action is Action.UNSUPPORTED:
+            result.failures.append((relpath, "not a regular file, directory or symlink: not copied"))
+            return
+        target = self.dst_dir / name
+        if action is Action.REPLACE:
+            result.files_deleted += remove_entry(target, relpath, self.roots.excluder)
+        if meta.kind is Kind.DIR:
+            self._directory(target, relpath, action, result)
+        elif meta.kind is Kind.LINK:
+            self._symlink(entry.path, target, meta, dst, result)
+        else:
+            self._file(target, name, meta, action, result)
+
+    def _directory(self, target: Path, relpath: str, action: Action, result: StepResult) -> None:
+        created = action is not Action.SKIP
+        if created:
+            target.mkdir(mode=0o700)
+        if not self.relist:
+            result.children.append((relpath, created))
+
+    def _symlink(self, source: str, target: Path, meta: Meta, dst: Meta | None, result: StepResult) -> None:
+        text = os.readlink(source)
+        same = dst is not None and dst.kind is Kind.LINK and dst.mtime_ns == meta.mtime_ns
+        if same and os.readlink(target) == text:
+            if not self.relist:
+                result.files_skipped += 1
+            return
+        make_symlink(text, target, meta)
+        result.files_copied += 1
+
+    def _file(self, target: Path, name: str, meta: Meta, action: Action, result: StepResult) -> None:
+        if action in (Action.SKIP, Action.FIX_MODE):
+            if action is Action.FIX_MODE:
+                os.chmod(target, meta.mode)
+            if not self.relist:
+                result.files_skipped += 1
+                result.bytes_skipped += meta.size
+            return
+        result.tasks.append(FileTask(self.region, name, meta, compare=action is Action.COMPARE))
+
+    def _match_target(self, result: StepResult) -> None:
+        for name in sorted(self._target_names - self._source_names):
+            relpath = join(self.region, name)
+            if is_temp(name) or (self.roots.excluder and self.roots.excluder.excluded(relpath)):
+                continue
+            try:
+                result.files_deleted += remove_entry(self.dst_dir / name, relpath, self.roots.excluder)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                result.failures.append((relpath, f"not removed from the target: {reason(exc)}"))

@@ -1,0 +1,24 @@
+"""Sizes that bound a files run's units and memory; defaults suit local disks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    #: Directory entries one listing unit handles before it yields its worker.
+    list_step: int = 2000
+    #: A small-file batch ends at this many files or this many bytes, whichever comes first.
+    batch_files: int = 64
+    batch_bytes: int = 8 * MiB
+    #: Files larger than this are copied (and compared) in ranges of this size, one unit each.
+    range_size: int = 32 * MiB
+    #: While this many file tasks wait for a copy unit, no listing is handed out (back-pressure).
+    queue_bound: int = 20_000
+    #: Pending regions kept in memory; the newest beyond it spill to ``work_items``.
+    frontier_bound: int = 10_000
+    #: Spilled regions taken back per refill.
+    refill: int = 2_000

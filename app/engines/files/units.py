@@ -1,0 +1,158 @@
+"""The units of work a files run hands to the pool: each does I/O only and records its outcome.
+
+The run (:mod:`app.engines.files.engine`) reads the outcome in ``unit_finished`` and updates its
+state; units never touch the run's state themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from app.engines.base import WorkerSlot
+from app.engines.files.copy import Interrupted, copy_file, copy_range, create_temp, land_large, same_content
+from app.engines.files.listing import FileTask, Listing, StepResult, reason
+from app.engines.files.policy import split_ranges
+from app.pool.bandwidth import BandwidthLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """What units need of the run: where, how hard to flush, and the shared limits."""
+
+    source: Path
+    target: Path
+    fsync: bool
+    limiter: BandwidthLimiter
+    stopping: threading.Event
+
+
+class Outcome(Enum):
+    COPIED = "copied"
+    EQUAL = "equal"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class ListUnit:
+    listing: Listing
+    step_entries: int
+    result: StepResult | None = None
+    name: str = "list"
+
+    def run(self, slot: WorkerSlot) -> None:
+        self.result = self.listing.step(self.step_entries)
+
+
+def touch(path: Path, task: FileTask) -> None:
+    """Give a target found equal in content the source's mode and times."""
+    os.chmod(path, task.meta.mode)
+    os.utime(path, ns=(task.meta.atime_ns, task.meta.mtime_ns))
+
+
+@dataclass(slots=True)
+class BatchUnit:
+    """Small files, copied (or compared, then copied) one after another."""
+
+    env: Env
+    tasks: list[FileTask]
+    outcomes: list[tuple[FileTask, Outcome, int, str]] = field(default_factory=list)
+    name: str = "copy"
+
+    def run(self, slot: WorkerSlot) -> None:
+        env = self.env
+        for task in self.tasks:
+            if env.stopping.is_set():
+                return
+            src, dst = env.source / task.relpath, env.target / task.relpath
+            try:
+                if task.compare and same_content(src, dst):
+                    touch(dst, task)
+                    self.outcomes.append((task, Outcome.EQUAL, task.meta.size, ""))
+                    continue
+                size = copy_file(src, dst, env.limiter, env.stopping, env.fsync)
+                self.outcomes.append((task, Outcome.COPIED, size, ""))
+            except Interrupted:
+                return
+            except OSError as exc:
+                self.outcomes.append((task, Outcome.FAILED, 0, reason(exc)))
+
+
+class Phase(Enum):
+    COMPARE = "compare"
+    COPY = "copy"
+
+
+@dataclass(eq=False)
+class LargeFile:
+    """A file copied range by range; its ranges may run on several workers at once."""
+
+    task: FileTask
+    range_size: int
+    phase: Phase
+    temp: Path | None = None
+    done: set[int] = field(default_factory=set)
+    compared: int = 0
+    mismatch: bool = False
+    failed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        return split_ranges(self.task.meta.size, self.range_size)
+
+    def remaining(self) -> list[tuple[int, int]]:
+        return [r for r in self.ranges if r[0] not in self.done]
+
+    def payload(self) -> dict[str, object]:
+        """The ``partial`` row: enough to continue mid-file after a restart."""
+        meta = self.task.meta
+        return {"temp": self.temp.name if self.temp else None, "size": meta.size,
+                "mtime": meta.mtime_ns, "rangeSize": self.range_size, "done": sorted(self.done)}  # fmt: skip
+
+
+@dataclass(slots=True)
+class RangeUnit:
+    env: Env
+    file: LargeFile
+    offset: int
+    length: int
+    equal: bool = True
+    landed: bool = False
+    name: str = "range"
+
+    def run(self, slot: WorkerSlot) -> None:
+        lf, env = self.file, self.env
+        src, dst = env.source / lf.task.relpath, env.target / lf.task.relpath
+        if lf.failed or lf.mismatch:
+            return
+        if lf.phase is Phase.COMPARE:
+            self.equal = same_content(src, dst, self.offset, self.length)
+            return
+        with lf.lock:
+            if lf.temp is None:
+                fd, lf.temp = create_temp(dst.parent, lf.task.meta.size)
+                os.close(fd)
+            temp = lf.temp
+        copy_range(src, temp, self.offset, self.length, env.limiter, env.stopping, env.fsync)
+        with lf.lock:
+            lf.done.add(self.offset)
+            last = len(lf.done) == len(lf.ranges)
+        if last:
+            land_large(src, temp, dst, lf.task.meta, env.fsync)
+            self.landed = True
+
+
+@dataclass(slots=True)
+class RefillUnit:
+    """Take spilled regions back from the database (the run does it; this carries it to a worker)."""
+
+    refill: Callable[[], None]
+    name: str = "refill"
+
+    def run(self, slot: WorkerSlot) -> None:
+        self.refill()

@@ -1,0 +1,184 @@
+"""The JobRun of a files verification (``Purpose.VERIFY``); see :mod:`app.engines.files.verify`."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from app.db.models import DiscrepancyRow, VerificationRow
+from app.engines.base import JobContext, Progress, Unit
+from app.engines.files.frontier import Frontier
+from app.engines.files.listing import reason
+from app.engines.files.options import FilesOptions
+from app.engines.files.store import Store
+from app.engines.files.tuning import Tuning
+from app.engines.files.units import RefillUnit
+from app.engines.files.verify import FLUSH_AT, TYPES, Checked, Found, VCompareUnit, VerifyListing, VListUnit
+
+
+class VerifyRun:
+    def __init__(self, ctx: JobContext, options: FilesOptions, source: Path, target: Path, tuning: Tuning):
+        self._ctx, self._options, self._tuning = ctx, options, tuning
+        self._source, self._target = source, target
+        self._store = Store(ctx.db, ctx.spec.job_id, prefix="v")
+        self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        self._frontier = Frontier(lifo=False, bound=tuning.frontier_bound)
+        self._listings: deque[VerifyListing] = deque()
+        self._listing = 0
+        self._compare: deque[tuple[str, int]] = deque()
+        self._inflight = 0
+        self._refilling = False
+        self._counts: Counter[str] = Counter()
+        self._buffer: list[dict[str, Any]] = []
+        self._seq = 0
+
+    def start(self) -> None:
+        """Forget the job's previous discrepancies and queue the root."""
+        job_id = self._ctx.spec.job_id
+        with self._ctx.db.session() as session:
+            if session.scalar(select(func.count()).where(VerificationRow.job_id == job_id)) == 0:
+                session.add(VerificationRow(job_id=job_id, status="RUNNING"))
+            session.execute(delete(DiscrepancyRow).where(DiscrepancyRow.job_id == job_id))
+        self._store.clear()
+        self._frontier.push("")
+
+    # -- units ---------------------------------------------------------------------------------
+
+    def next_unit(self) -> Unit | None:
+        with self._lock:
+            unit = self._pick()
+            if unit is not None:
+                self._inflight += 1
+            return unit
+
+    def _pick(self) -> Unit | None:
+        if self._ctx.stopping.is_set():
+            return None
+        room = len(self._compare) < self._tuning.queue_bound
+        if room and self._listings:
+            return VListUnit(self._listings.popleft(), self._tuning.list_step)
+        if room and (region := self._frontier.pop()) is not None:
+            self._listing += 1
+            listing = VerifyListing(self._source, self._target, region, self._options)
+            return VListUnit(listing, self._tuning.list_step)
+        if self._compare:
+            files: list[tuple[str, int]] = []
+            size = 0
+            while self._compare and len(files) < self._tuning.batch_files and size < self._tuning.batch_bytes:
+                files.append(self._compare.popleft())
+                size += files[-1][1]
+            return VCompareUnit(self._source, self._target, files, self._ctx.stopping)
+        if not self._frontier.in_memory and self._frontier.spilled and not self._refilling:
+            self._refilling = True
+            return RefillUnit(self._refill)
+        return None
+
+    def unit_finished(self, unit: Unit, error: BaseException | None) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if isinstance(unit, VListUnit):
+                self._listed(unit, error)
+            elif isinstance(unit, VCompareUnit):
+                self._record(unit.result)
+            elif isinstance(unit, RefillUnit):
+                self._refilling = False
+            flush = len(self._buffer) >= FLUSH_AT
+            spill = self._frontier.in_memory > self._frontier.bound
+        if flush:
+            self._flush()
+        if spill:
+            with self._db_lock:
+                with self._lock:
+                    excess = self._frontier.take_excess()
+                self._store.spill(excess)
+        self._ctx.wake(4)
+
+    def _listed(self, unit: VListUnit, error: BaseException | None) -> None:
+        result = unit.result
+        if error is not None or result is None:
+            unit.listing.close()
+            self._listing -= 1
+            path = unit.listing.region or "/"
+            self._add(("MISSING_ON_TARGET", path, f"directory not compared: {reason(error or OSError())}"))
+            return
+        self._record(result)
+        self._compare.extend(result.compare)
+        for child in result.children:
+            self._frontier.push(child)
+        if result.done:
+            self._listing -= 1
+            self._counts["directoriesChecked"] += 1
+        else:
+            self._listings.append(unit.listing)
+
+    def _record(self, result: Checked) -> None:
+        self._counts["filesChecked"] += result.files
+        self._counts["bytesChecked"] += result.bytes
+        for found in result.found:
+            self._add(found)
+
+    def _add(self, found: Found) -> None:
+        kind, path, detail = found
+        self._seq += 1
+        self._counts[TYPES[kind]] += 1
+        self._counts["discrepancies"] += 1
+        self._buffer.append({"job_id": self._ctx.spec.job_id, "seq": self._seq, "type": kind,
+                             "path": path, "detail": detail})  # fmt: skip
+
+    def _flush(self) -> None:
+        with self._db_lock:
+            with self._lock:
+                rows, self._buffer = self._buffer, []
+            if rows:
+                with self._ctx.db.session() as session:
+                    session.execute(insert(DiscrepancyRow), rows)
+
+    def _refill(self) -> None:
+        with self._db_lock:
+            relpaths = self._store.refill(self._tuning.refill)
+            with self._lock:
+                self._frontier.restore(relpaths)
+                if not relpaths:
+                    self._frontier.spilled = 0
+
+    # -- the rest of the contract --------------------------------------------------------------
+
+    def is_done(self) -> bool:
+        with self._lock:
+            return not (
+                self._inflight or self._listing or len(self._frontier) or self._compare or self._refilling
+            )
+
+    def _fields(self) -> dict[str, int | float]:
+        names = ["filesChecked", "directoriesChecked", "bytesChecked", *TYPES.values(), "discrepancies"]
+        fields: dict[str, int | float] = {name: self._counts[name] for name in names}
+        fields["pendingRegions"] = len(self._frontier) + self._listing
+        return fields
+
+    def progress(self) -> Progress:
+        with self._lock:
+            scanning = len(self._frontier) + self._listing
+            done = self._counts["bytesChecked"]
+            pending = sum(size for _, size in self._compare)
+            return Progress(self._fields(), done, None if scanning else done + pending)
+
+    def checkpoint(self) -> dict[str, Any]:
+        self._flush()
+        with self._lock:
+            return {"version": 1, "counts": self._fields()}
+
+    def finish(self) -> None:
+        self._flush()
+        self._store.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            listings = list(self._listings)
+        for listing in listings:
+            listing.close()
+        self._flush()
