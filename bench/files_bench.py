@@ -65,9 +65,7 @@ def run_ferry(source: Path, target: Path, workdir: Path, durability: str = "none
     pool = ScanPool(DEFAULT_CONFIG.pool)
     spec = JobSpec(job_id, "files", str(source), str(target), options)
     ctx = JobContext(spec, Purpose.COPY, None, again, db, BandwidthLimiter(), (workdir,), wake=pool.wake)
-    run = RunHandle(
-        Claim(job_id, Priority.NORMAL, time.time()), "files", engine, ctx, engine.empty_progress()
-    )
+    run = RunHandle(Claim(job_id, Priority.NORMAL, time.time()), "files", engine, ctx, engine.empty_progress())
     pool.add(run)
     last = time.monotonic()
     while not run.settled():
@@ -145,9 +143,7 @@ def million(workdir: Path, files: int = 1_000_000) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=None, help="where trees go (default: a temp dir)")
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--dirs", type=int, default=300)

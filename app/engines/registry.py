@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.engines.base import Engine
+from app.engines.files import FilesEngine
 
 
 def default_engines() -> dict[str, Engine]:
-    return {}
+    return {"files": FilesEngine()}

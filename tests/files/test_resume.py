@@ -90,9 +90,7 @@ def test_resume_relists_only_unfinished_regions(harness: Harness, src: Path, dst
     assert_same_tree(src, dst)
 
 
-def test_stale_temporaries_are_removed_when_a_region_is_rescanned(
-    harness: Harness, src: Path, dst: Path
-) -> None:
+def test_stale_temporaries_are_removed_when_a_region_is_rescanned(harness: Harness, src: Path, dst: Path) -> None:
     """Temporary files a crashed run left behind (ours by name) go when their directory is
     listed again; a file that merely looks similar but is not ours stays."""
     write(src / "a" / "f", "x")

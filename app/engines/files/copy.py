@@ -140,9 +140,7 @@ def land(fd: int, temp: Path, final: Path, meta: Meta, fsync: bool) -> None:
     os.rename(temp, final)
 
 
-def copy_file(
-    src_path: Path, final: Path, limiter: BandwidthLimiter, stopping: threading.Event, fsync: bool
-) -> int:
+def copy_file(src_path: Path, final: Path, limiter: BandwidthLimiter, stopping: threading.Event, fsync: bool) -> int:
     """Copy one whole file to ``final`` atomically; returns its size (what it had when opened)."""
     src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:

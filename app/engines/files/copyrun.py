@@ -344,9 +344,7 @@ class CopyRun:
             try:
                 self._store.apply(ops)
             except Exception:
-                log.exception(
-                    "checkpoint failed", action="checkpoint_failed", migration_id=self._ctx.spec.job_id
-                )
+                log.exception("checkpoint failed", action="checkpoint_failed", migration_id=self._ctx.spec.job_id)
                 with self._lock:
                     for key, value in ops.items():
                         self._journal.restore(key, value)

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.db.session import Database
 from app.engines.base import InvalidField, JobContext, JobFailed, JobRun, Purpose
 from app.engines.files.copyrun import CopyRun
 from app.engines.files.counters import empty_fields
 from app.engines.files.options import parse_options
 from app.engines.files.paths import validate_paths
+from app.engines.files.regions import record_pending_region
 from app.engines.files.tuning import Tuning
 from app.engines.files.verifyrun import VerifyRun
 
@@ -50,3 +52,10 @@ class FilesEngine:
 
     def empty_progress(self) -> dict[str, int | float]:
         return empty_fields()
+
+    def add_pending_region(self, db: Database, job_id: str, path: str, run: JobRun | None) -> None:
+        """Rescan one directory: now in a running copy, else at the job's next run."""
+        if isinstance(run, CopyRun):
+            run.add_pending_region(path)
+        else:
+            record_pending_region(db, job_id, path)

@@ -59,9 +59,7 @@ class Store:
         with self.db.session() as session:
             return (
                 session.scalar(
-                    select(func.count()).where(
-                        WorkItemRow.job_id == self.job_id, WorkItemRow.bucket == self._b(bucket)
-                    )
+                    select(func.count()).where(WorkItemRow.job_id == self.job_id, WorkItemRow.bucket == self._b(bucket))
                 )
                 or 0
             )

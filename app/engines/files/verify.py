@@ -51,9 +51,7 @@ class VerifyListing:
         out = Checked()
         if self._entries is None:
             with os.scandir(self.dst_dir) as it:
-                self._target = {
-                    e.name: Meta.of(e.stat(follow_symlinks=False)) for e in it if not is_temp(e.name)
-                }
+                self._target = {e.name: Meta.of(e.stat(follow_symlinks=False)) for e in it if not is_temp(e.name)}
             self._entries = os.scandir(self.src_dir)
         for count, entry in enumerate(self._entries, 1):
             self._entry(entry, out)

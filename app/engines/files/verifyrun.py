@@ -150,9 +150,7 @@ class VerifyRun:
 
     def is_done(self) -> bool:
         with self._lock:
-            return not (
-                self._inflight or self._listing or len(self._frontier) or self._compare or self._refilling
-            )
+            return not (self._inflight or self._listing or len(self._frontier) or self._compare or self._refilling)
 
     def _fields(self) -> dict[str, int | float]:
         names = ["filesChecked", "directoriesChecked", "bytesChecked", *TYPES.values(), "discrepancies"]
