@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from app.db.models import CopyJobRow
-from app.db.schema import upgrade
 from app.db.session import Database
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.files import FilesEngine
@@ -114,10 +113,9 @@ class Harness:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'ferry.db'}"
-    upgrade(url)
-    database = Database(url)
+def db(database_url: str) -> Iterator[Database]:
+    """A database at head on each backend (SQLite, and PostgreSQL when configured)."""
+    database = Database(database_url)
     yield database
     database.dispose()
 

@@ -1,0 +1,198 @@
+"""files migrations through the whole service: the API, a real ``ferry serve`` process, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.engines.files import FilesEngine
+from tests.api.conftest import settings_for
+from tests.files.conftest import assert_same_tree, temp_files, write
+from tests.servers import LiveServer, free_port, live_server
+
+FERRY = Path(sys.executable).parent / "ferry"
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """ferry over HTTP with the real files engine; allowed root: tmp_path/data."""
+    with live_server(settings_for(database_url, tmp_path), {"files": FilesEngine()}) as server:
+        yield server
+
+
+def make_tree(root: Path, files: int = 40, big: int = 0) -> None:
+    for n in range(files):
+        write(
+            root / f"d{n % 5}" / f"sub {n % 3}" / f"file-{n}.txt", f"content {n}\n" * (n + 1), mtime=1_600_000_000 + n
+        )
+    for n in range(big):
+        write(root / "big" / f"blob{n}.bin", os.urandom(256 * 1024) * 8)
+    os.symlink("d0/missing", root / "dangling")
+    (root / "empty dir").mkdir()
+    write(root / "ünïcode name.txt", "é")
+
+
+def test_copy_verify_and_rescan_over_http(api: LiveServer, tmp_path: Path) -> None:
+    """A files migration made by POST copies the tree exactly; verify reports it clean, then
+    finds what was changed behind ferry's back; addPendingRegion rescans one directory."""
+    data = tmp_path / "data"
+    make_tree(data / "src")
+    body = {"migrationId": "tree", "kind": "files", "source": str(data / "src"), "target": str(data / "dst")}
+    assert api.client.post("/migrations", json=body).status_code == 201
+    done = api.wait_for("tree", {"COMPLETED"})
+    assert done["progress"]["filesCopied"] == 42  # 41 files and a symlink
+    assert_same_tree(data / "src", data / "dst")
+    assert api.client.post("/migrations/tree/verify").status_code == 200
+    report = _wait_verification(api, "tree")
+    assert report["counts"]["discrepancies"] == 0
+    (data / "dst" / "d1" / "sub 1" / "file-1.txt").unlink()
+    (data / "dst" / "extra.txt").write_text("x")
+    api.client.post("/migrations/tree/verify")
+    report = _wait_verification(api, "tree")
+    assert sorted((d["type"], d["path"]) for d in report["discrepancies"]) == [
+        ("MISSING_ON_SOURCE", "extra.txt"),
+        ("MISSING_ON_TARGET", "d1/sub 1/file-1.txt"),
+    ]
+    response = api.client.post("/migrations/tree/addPendingRegion", params={"path": "/d1"})
+    assert response.status_code == 200
+    assert api.client.post("/migrations/tree/addPendingRegion", params={"path": "/../etc"}).status_code == 422
+
+
+def _wait_verification(api: LiveServer, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        report = api.client.get(f"/migrations/{job_id}/verification").json()
+        if report.get("status") in ("COMPLETED", "FAILED"):
+            assert report["status"] == "COMPLETED", report
+            return dict(report)
+        assert time.monotonic() < deadline, report
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "field"),
+    [
+        ("{data}/missing", "{data}/dst", "source"),
+        ("/etc", "{data}/dst", "source"),
+        ("{data}/src", "/tmp/elsewhere", "target"),
+        ("{data}/src", "{data}/src/inside", "target"),
+        ("{data}/src", "{data}/src", "target"),
+        ("src", "{data}/dst", "source"),
+    ],
+)
+def test_bad_paths_are_refused_at_creation(
+    api: LiveServer, tmp_path: Path, source: str, target: str, field: str
+) -> None:
+    """Missing, outside the allowed roots, nested or relative: a 422 naming the field, nothing created."""
+    data = tmp_path / "data"
+    (data / "src").mkdir(parents=True)
+    body = {"kind": "files", "source": source.format(data=data), "target": target.format(data=data)}
+    response = api.client.post("/migrations", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(field)
+    assert api.client.get("/migrations").json() == []
+
+
+class Served:
+    """A real ``ferry serve`` process."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.url = f"http://127.0.0.1:{env['FERRY_PORT']}"
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen([str(FERRY), "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, "ferry serve exited at start"
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "ferry serve did not become ready"
+            time.sleep(0.1)
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return dict(self.client.get(f"/migrations/{job_id}").json())
+
+    def wait(self, job_id: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.get(job_id)
+            if predicate(body):
+                return body
+            assert time.monotonic() < deadline, body
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def landed(root: Path) -> dict[str, int]:
+    """Inode of every regular file under its real name: a file copied again gets a new one."""
+    found = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            if not path.is_symlink() and path.is_file() and str(path) not in temp_files(path.parent):
+                found[str(path.relative_to(root))] = path.lstat().st_ino
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_interrupted_ferry_serve_resumes_exactly(database_url: str, tmp_path: Path, how: signal.Signals) -> None:
+    """Stop a real ferry serve mid-copy (kill -9 or SIGTERM) and start it again: the migration
+    completes with an exact copy, no half file ever sits under a real name, no temporary is left,
+    and files that had landed before the interruption are not copied again."""
+    data = tmp_path / "data"
+    make_tree(data / "src", files=300, big=3)
+    env = {
+        **os.environ,
+        "FERRY_DATABASE_URL": database_url,
+        "FERRY_DATA_DIR": str(data),
+        "FERRY_PORT": str(free_port()),
+        "FERRY_INSTANCE_ID": "files-restart",
+        "FERRY_DRAIN_TIMEOUT": "20",
+    }
+    server = Served(env, tmp_path / "serve.log")
+    try:
+        # Slow the copy down so there is a middle to interrupt.
+        server.client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "4MB"})
+        body = {"migrationId": "big", "kind": "files", "source": str(data / "src"), "target": str(data / "dst")}
+        assert server.client.post("/migrations", json=body).status_code == 201
+        server.wait("big", lambda m: m["progress"].get("filesCopied", 0) >= 40)
+        time.sleep(2.2)  # let a checkpoint land
+        server.proc.send_signal(how)
+        code = server.proc.wait(30)
+        assert code == (0 if how == signal.SIGTERM else -signal.SIGKILL)
+    finally:
+        server.close()
+    for rel, _ in landed(data / "dst").items():
+        source = data / "src" / rel
+        assert source.read_bytes() == (data / "dst" / rel).read_bytes(), f"half file under its real name: {rel}"
+    before = landed(data / "dst")
+    server = Served(env, tmp_path / "serve.log")
+    try:
+        server.client.delete("/configuration/property", params={"key": "global.bandwidth.limit"})
+        server.wait("big", lambda m: m["state"] == "COMPLETED")
+    finally:
+        server.close()
+    assert_same_tree(data / "src", data / "dst")
+    assert temp_files(data / "dst") == []
+    after = landed(data / "dst")
+    recopied = [rel for rel, ino in before.items() if after.get(rel) != ino]
+    assert recopied == [], f"copied again after the restart: {recopied[:5]}"
