@@ -4,8 +4,7 @@
     .venv/bin/python bench/files_bench.py --million       # also: 1M files, files/s and peak RSS
 
 Each tool copies the same source into a fresh target, then runs again on the unchanged tree (a
-no-op rescan). ferry is driven through the engine and the pool directly by :func:`run_ferry`;
-when the HTTP API lands, only that function changes.
+no-op rescan). ferry runs as a real ``ferry serve`` and is driven through its HTTP API (:mod:`bench.serving`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,16 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.db.models import CopyJobRow
-from app.db.schema import upgrade
-from app.db.session import Database
-from app.engines.base import JobContext, JobSpec, Purpose
-from app.engines.files import FilesEngine
-from app.policy.allocation import Claim, Priority
-from app.policy.properties import DEFAULT_CONFIG
-from app.pool.bandwidth import BandwidthLimiter
-from app.pool.pool import ScanPool
-from app.pool.run import Outcome, RunHandle
+from bench.serving import FerryServer, ferry_server
 
 MiB = 1024 * 1024
 
@@ -49,37 +38,11 @@ def generate(root: Path, files: int, dirs: int, large: int) -> None:
         (root / f"large-{i}.bin").write_bytes(os.urandom(16 * MiB))
 
 
-def run_ferry(source: Path, target: Path, workdir: Path, durability: str = "none") -> dict[str, Any]:
-    """Copy ``source`` to ``target`` with ferry (an incremental pass if it ran before); its progress."""
-    url = f"sqlite:///{workdir / 'ferry-bench.db'}"
-    upgrade(url)
-    db = Database(url)
-    engine = FilesEngine()
-    job_id = f"bench-{target.name}"
-    options = engine.validate(str(source), str(target), {"durability": durability}, (workdir,))
-    with db.session() as session:
-        again = session.get(CopyJobRow, job_id) is not None
-        if not again:
-            session.add(CopyJobRow(id=job_id, kind="files", source=str(source), target=str(target),
-                                   priority="NORMAL", options=options, state="RUNNING"))  # fmt: skip
-    pool = ScanPool(DEFAULT_CONFIG.pool)
-    spec = JobSpec(job_id, "files", str(source), str(target), options)
-    ctx = JobContext(spec, Purpose.COPY, None, again, db, BandwidthLimiter(), (workdir,), wake=pool.wake)
-    run = RunHandle(Claim(job_id, Priority.NORMAL, time.time()), "files", engine, ctx, engine.empty_progress())
-    pool.add(run)
-    last = time.monotonic()
-    while not run.settled():
-        time.sleep(0.02)
-        if time.monotonic() - last >= 2.0:  # as the service's coordinator does
-            run.checkpoint()
-            last = time.monotonic()
-    pool.remove(job_id)
-    progress = run.progress_fields()
-    run.close()
-    pool.close(10)
-    db.dispose()
-    assert run.outcome() is Outcome.COMPLETED, run.error
-    return progress
+def run_ferry(server: FerryServer, source: Path, target: Path, durability: str = "none") -> dict[str, Any]:
+    """Copy ``source`` to ``target`` through ferry's API (an incremental pass if it ran before)."""
+    body = {"kind": "files", "source": str(source), "target": str(target), "options": {"durability": durability}}
+    _, migration = server.copy(f"bench-{target.name}", body)
+    return dict(migration["progress"])
 
 
 def timed(label: str, action: object) -> float:
@@ -90,13 +53,13 @@ def timed(label: str, action: object) -> float:
     return seconds
 
 
-def compare(workdir: Path, files: int, dirs: int, large: int) -> None:
+def compare(server: FerryServer, workdir: Path, files: int, dirs: int, large: int) -> None:
     source = workdir / "source"
     print(f"generating {files} files in {dirs} directories and {large} x 16 MiB in {source}", flush=True)
     generate(source, files, dirs, large)
     subprocess.run(["sync"], check=True)
     tools = {
-        "ferry": lambda dst: run_ferry(source, dst, workdir),
+        "ferry": lambda dst: run_ferry(server, source, dst),
         "rsync -a": lambda dst: subprocess.run(["rsync", "-a", f"{source}/", f"{dst}/"], check=True),
         "rclone copy": lambda dst: subprocess.run(
             ["rclone", "copy", "--transfers", "4", "--checkers", "8", "--links", str(source), str(dst)],
@@ -117,29 +80,22 @@ def compare(workdir: Path, files: int, dirs: int, large: int) -> None:
         print(f"  {name:<12} {first:7.2f} / {second:6.2f}   ratio {ratios}")
 
 
-def million_child(workdir: Path) -> None:
-    """In the child process: ferry's copy of the 1M-file tree, then a no-op scan of it."""
+def million(server: FerryServer, workdir: Path, files: int = 1_000_000) -> None:
+    """1M files (directories of 1000), copied then rescanned by a ferry serve; its peak RSS."""
     source, target = workdir / "million", workdir / "million-target"
-    started = time.perf_counter()
-    copied = run_ferry(source, target, workdir)
-    copy_s = time.perf_counter() - started
-    started = time.perf_counter()
-    scanned = run_ferry(source, target, workdir)
-    scan_s = time.perf_counter() - started
-    print(f"  copy {copy_s:.1f} s ({int(copied['filesCopied']) / copy_s:.0f} files/s)")
-    print(f"  no-op scan {scan_s:.1f} s ({int(scanned['filesScanned']) / scan_s:.0f} files/s)")
-
-
-def million(workdir: Path, files: int = 1_000_000) -> None:
-    """1M files (directories of 1000), copied then rescanned by ferry in a child process."""
-    source = workdir / "million"
     if not source.exists():
         print(f"generating {files} files ...", flush=True)
         generate(source, files, max(1, files // 1000), 0)
-    shutil.rmtree(workdir / "million-target", ignore_errors=True)
-    subprocess.run([sys.executable, __file__, "--million-child", "--workdir", str(workdir)], check=True)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"  peak RSS of the ferry process: {peak:.0f} MB")
+    shutil.rmtree(target, ignore_errors=True)
+    started = time.perf_counter()
+    copied = run_ferry(server, source, target)
+    copy_s = time.perf_counter() - started
+    started = time.perf_counter()
+    scanned = run_ferry(server, source, target)
+    scan_s = time.perf_counter() - started
+    print(f"  copy {copy_s:.1f} s ({int(copied['filesCopied']) / copy_s:.0f} files/s)")
+    print(f"  no-op scan {scan_s:.1f} s ({int(scanned['filesScanned']) / scan_s:.0f} files/s)")
+    print(f"  peak RSS of ferry serve: {server.peak_rss_mb():.0f} MB")
 
 
 def main() -> None:
@@ -151,19 +107,16 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="also the 1M-file run (long)")
     parser.add_argument("--million-files", type=int, default=1_000_000, help="its size, for a shorter try")
     parser.add_argument("--skip-compare", action="store_true", help="only the 1M-file run")
-    parser.add_argument("--million-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.million_child:
-        million_child(args.workdir.resolve())
-        return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ferry-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
     try:
-        if not args.skip_compare:
-            compare(workdir, args.files, args.dirs, args.large)
-        if args.million:
-            million(workdir, args.million_files)
+        with ferry_server([workdir]) as server:
+            if not args.skip_compare:
+                compare(server, workdir, args.files, args.dirs, args.large)
+            if args.million:
+                million(server, workdir, args.million_files)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
