@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ from app.api.app import create_app
 from app.api.deps import Services
 from app.engines.base import Engine
 from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -70,3 +74,52 @@ def live_server(settings: Settings, engines: Mapping[str, Engine], token: str | 
         finally:
             server.should_exit = True
             thread.join(30)
+
+
+class ServerProcess:
+    """A ferry server in a process of its own (``argv``), for tests that signal or kill it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.url = f"http://127.0.0.1:{env['FERRY_PORT']}"
+        self.output = log.open("ab")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, f"server exited at start; see {log}"
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"server did not become ready; see {log}"
+            time.sleep(0.1)
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def migration(self, job_id: str) -> dict[str, Any]:
+        return dict(self.client.get(f"/migrations/{job_id}").json())
+
+    def wait_for(self, job_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
+        """Poll a migration until ``check`` holds; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.migration(job_id)
+            if check(body):
+                return body
+            assert time.monotonic() < deadline, f"timed out; last: {body}"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.output.close()
+
+
+@contextmanager
+def server_process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(argv, env, log)
+    try:
+        yield process
+    finally:
+        process.close()

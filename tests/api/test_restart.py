@@ -4,73 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import ServerProcess, free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Process:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.output = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.serve"],
-            cwd=ROOT,
-            env={**env, "FERRY_PORT": str(port)},
-            stdout=self.output,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, "server exited at start"
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-        self.client = httpx.Client(base_url=self.url, timeout=10)
-
-    def migration(self, job_id: str) -> dict[str, Any]:
-        return dict(self.client.get(f"/migrations/{job_id}").json())
-
-    def wait_for(self, job_id: str, check: Any, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            body = self.migration(job_id)
-            if check(body):
-                return body
-            assert time.monotonic() < deadline, f"timed out; last: {body}"
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.output.close()
-
-
-@contextmanager
-def serving(env: dict[str, str], port: int, log: Path) -> Iterator[Process]:
-    process = Process(env, port, log)
-    try:
-        yield process
-    finally:
-        process.close()
+def serving(env: dict[str, str], port: int, log: Path) -> AbstractContextManager[ServerProcess]:
+    """A real server process whose engines are the fake one (tests.fakes.serve)."""
+    return server_process([sys.executable, "-m", "tests.fakes.serve"], {**env, "FERRY_PORT": str(port)}, log)
 
 
 @pytest.fixture
@@ -95,7 +44,7 @@ def units_run(env: dict[str, str], job_id: str) -> Counter[int]:
     return Counter(int(unit) for job, unit in pairs if job == job_id)
 
 
-def start_two(server: Process) -> None:
+def start_two(server: ServerProcess) -> None:
     """One long migration that will be interrupted, one that a user stops."""
     body = {
         "migrationId": "long",

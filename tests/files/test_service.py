@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from app.engines.files import FilesEngine
 from tests.api.conftest import settings_for
 from tests.files.conftest import assert_same_tree, temp_files, write
-from tests.servers import LiveServer, free_port, live_server
+from tests.servers import LiveServer, ServerProcess, free_port, live_server
 
 FERRY = Path(sys.executable).parent / "ferry"
 
@@ -102,45 +100,6 @@ def test_bad_paths_are_refused_at_creation(
     assert api.client.get("/migrations").json() == []
 
 
-class Served:
-    """A real ``ferry serve`` process."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.url = f"http://127.0.0.1:{env['FERRY_PORT']}"
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen([str(FERRY), "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, "ferry serve exited at start"
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "ferry serve did not become ready"
-            time.sleep(0.1)
-        self.client = httpx.Client(base_url=self.url, timeout=10)
-
-    def get(self, job_id: str) -> dict[str, Any]:
-        return dict(self.client.get(f"/migrations/{job_id}").json())
-
-    def wait(self, job_id: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            body = self.get(job_id)
-            if predicate(body):
-                return body
-            assert time.monotonic() < deadline, body
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self.log.close()
-
-
 def landed(root: Path) -> dict[str, int]:
     """Inode of every regular file under its real name: a file copied again gets a new one."""
     found = {}
@@ -168,13 +127,13 @@ def test_interrupted_ferry_serve_resumes_exactly(database_url: str, tmp_path: Pa
         "FERRY_INSTANCE_ID": "files-restart",
         "FERRY_DRAIN_TIMEOUT": "20",
     }
-    server = Served(env, tmp_path / "serve.log")
+    server = ServerProcess([str(FERRY), "serve"], env, tmp_path / "serve.log")
     try:
         # Slow the copy down so there is a middle to interrupt.
         server.client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "4MB"})
         body = {"migrationId": "big", "kind": "files", "source": str(data / "src"), "target": str(data / "dst")}
         assert server.client.post("/migrations", json=body).status_code == 201
-        server.wait("big", lambda m: m["progress"].get("filesCopied", 0) >= 40)
+        server.wait_for("big", lambda m: m["progress"].get("filesCopied", 0) >= 40)
         time.sleep(2.2)  # let a checkpoint land
         server.proc.send_signal(how)
         code = server.proc.wait(30)
@@ -185,10 +144,10 @@ def test_interrupted_ferry_serve_resumes_exactly(database_url: str, tmp_path: Pa
         source = data / "src" / rel
         assert source.read_bytes() == (data / "dst" / rel).read_bytes(), f"half file under its real name: {rel}"
     before = landed(data / "dst")
-    server = Served(env, tmp_path / "serve.log")
+    server = ServerProcess([str(FERRY), "serve"], env, tmp_path / "serve.log")
     try:
         server.client.delete("/configuration/property", params={"key": "global.bandwidth.limit"})
-        server.wait("big", lambda m: m["state"] == "COMPLETED")
+        server.wait_for("big", lambda m: m["state"] == "COMPLETED")
     finally:
         server.close()
     assert_same_tree(data / "src", data / "dst")
