@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -46,16 +47,30 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+#: One migration's row as the page shows it, read in one script: the page replaces its rows on every
+#: poll, so an element found in one call may be gone in the next.
+READ_ROW = """
+const row = document.querySelector(`tr[data-id="${arguments[0]}"]`);
+if (!row) return null;
+return {state: row.dataset.state, percent: row.dataset.percent, speed: row.querySelector(".speed").textContent,
+        charted: row.querySelector(".chart svg polyline") !== null};
+"""
+
+
+def row_of(browser: webdriver.Chrome, job_id: str) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = browser.execute_script(READ_ROW, job_id)
+    return row
+
+
 def percent_of(browser: webdriver.Chrome, job_id: str) -> float | None:
-    rows = browser.find_elements(By.CSS_SELECTOR, f'tr[data-id="{job_id}"]')
-    value = rows[0].get_attribute("data-percent") if rows else None
-    return float(value) if value else None
+    row = row_of(browser, job_id)
+    return float(row["percent"]) if row and row["percent"] else None
 
 
 def test_dashboard_shows_a_running_migration(server: LiveServer, browser: webdriver.Chrome, tmp_path: Path) -> None:
     """Without a token the page loads and says one is needed; with a viewer token typed in, it shows the
     pool and the migration's progress rising from poll to poll, with no CSP or script error."""
-    options = {"units": 500, "unitSeconds": 0.05, "unitBytes": 1_000_000}
+    options = {"units": 800, "unitSeconds": 0.05, "unitBytes": 1_000_000}
     created = server.client.post(
         "/migrations", json={"migrationId": "vm42", "kind": "disk", "source": "/s", "target": "/t", "options": options}
     )
@@ -71,10 +86,11 @@ def test_dashboard_shows_a_running_migration(server: LiveServer, browser: webdri
     first = wait.until(lambda b: percent_of(b, "vm42"))
     later = wait.until(lambda b: (p := percent_of(b, "vm42")) is not None and p >= first + 5 and p)
     assert 0 < first < later < 100
-    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-id="vm42"]')
-    assert row.get_attribute("data-state") == "RUNNING"
-    assert row.find_element(By.CSS_SELECTOR, ".speed").text.endswith("/s")
-    assert row.find_elements(By.CSS_SELECTOR, ".chart svg polyline")
+    row = row_of(browser, "vm42")
+    assert row
+    assert row["state"] == "RUNNING"
+    assert row["speed"].endswith("/s")
+    assert row["charted"]
     assert browser.find_element(By.ID, "pool-limit").text == "100"
     assert int(browser.find_element(By.ID, "pool-granted").text) == 4
     assert "updated" in status.text
