@@ -50,15 +50,16 @@ def _update(progress: Progress, task: TaskID, migration: dict[str, Any]) -> None
 
 
 def _follow(client: FerryClient, ids: list[str], interval: float) -> dict[str, dict[str, Any]]:
+    # The first poll happens before any bar is drawn, so an unknown id fails on a clean screen.
+    latest = {job_id: client.get(f"/migrations/{job_id}") for job_id in ids}
     ended: dict[str, dict[str, Any]] = {}
-    blank: dict[str, Any] = {"state": "", "percent": "", "bytes": "", "speed": "", "eta": "", "threads": ""}
     with Progress(*_columns(), console=render.console(), refresh_per_second=4) as progress:
-        tasks = {job_id: progress.add_task(job_id, total=None, **blank) for job_id in ids}
+        tasks = {job_id: progress.add_task(job_id, total=None, **_fields(latest[job_id])) for job_id in ids}
         while True:
             for job_id in ids:
                 if job_id in ended:
                     continue
-                migration = client.get(f"/migrations/{job_id}")
+                migration = latest.pop(job_id, None) or client.get(f"/migrations/{job_id}")
                 _update(progress, tasks[job_id], migration)
                 if migration["state"] not in UNDER_WAY:
                     ended[job_id] = migration

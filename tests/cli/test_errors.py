@@ -12,11 +12,13 @@ def one_line(text: str) -> str:
 
 
 def test_not_found_is_3(ferry: Ferry) -> None:
-    """An unknown migration: exit 3 and the server's problem detail."""
+    """An unknown migration: exit 3 and the server's problem detail; watch fails before drawing a bar."""
     result = ferry("migrations", "show", "nope")
     assert result.exit_code == 3
     assert result.stdout == ""
     assert one_line(result.stderr) == "ferry: 404 Not found: migrationId: no migration 'nope'"
+    watched = ferry("migrations", "watch", "nope")
+    assert (watched.exit_code, watched.stdout) == (3, "")
 
 
 def test_bad_value_is_2(ferry: Ferry) -> None:
