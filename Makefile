@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 #: System packages: libnbd's Python bindings exist only as the distro package.
 APT_PACKAGES := python3-venv python3-libnbd nbdkit libnbd-bin qemu-utils
 #: For tests and benchmarks only.
-APT_TEST_PACKAGES := rsync rclone
+APT_TEST_PACKAGES := rsync rclone chromium chromium-driver
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api import problems
 from app.api.deps import Services
 from app.api.middleware import RequestContext
-from app.api.routes import configuration, health, migrations, stats
+from app.api.routes import configuration, dashboard, health, migrations, stats
 from app.api.security import authorize
 from app.db.session import Database
 from app.engines.base import Engine
@@ -65,6 +65,7 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
     for router in (configuration.router, migrations.router, stats.router):
         app.include_router(router, dependencies=secured)
     app.include_router(health.router)
+    app.include_router(dashboard.router)  # open: the page's data calls carry the token
 
     @app.get(
         "/metrics",

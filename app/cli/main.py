@@ -1,4 +1,9 @@
-"""``ferry``: serve the API, manage the database schema."""
+"""``ferry``: serve the API, manage the database schema, and talk to a running server.
+
+``serve`` and ``db`` act on this machine; ``migrations``, ``config`` and ``stats`` are HTTP
+clients of a server (``--url``, ``FERRY_URL``; ``FERRY_TOKEN``): see :mod:`app.cli.client`
+for their exit codes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from typing import Annotated
 import typer
 
 from app.api.security import InsecureBind, check_bind
+from app.cli.config import config_cli
+from app.cli.migrations import migrations_cli
 from app.cli.serving import run_server
+from app.cli.stats import stats
 from app.db import schema
 from app.observability.logging import configure
 from app.settings import Settings, get_settings
@@ -15,6 +23,9 @@ from app.settings import Settings, get_settings
 cli = typer.Typer(help="ferry: data migrations of directory trees and NBD disks.", no_args_is_help=True)
 db_cli = typer.Typer(help="The database schema (Alembic).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(migrations_cli, name="migrations")
+cli.add_typer(config_cli, name="config")
+cli.command()(stats)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from app.db import jobs as job_queries
 from app.db.session import Database
 from app.engines.base import Unit
+from app.observability.copied import CopiedCounters
 from app.policy.states import State
 from app.pool.coordinator import Coordinator
 from app.pool.run import RunHandle
@@ -77,7 +78,10 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.copied = CopiedCounters(self.registry, coordinator.purpose_of)
+        self.copied.declare(coordinator.engines)
         coordinator.unit_observers.append(self.observe_unit)
+        coordinator.unit_observers.append(self.copied.observe_unit)
 
     def observe_unit(self, run: RunHandle, unit: Unit, seconds: float, ok: bool) -> None:
         self.units.labels(run.kind, unit.name, "ok" if ok else "failed").inc()
