@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +27,7 @@ def covered(rs: list[tuple[int, int]]) -> set[int]:
 
 
 def is_normal(rs: list[tuple[int, int]]) -> bool:
-    return all(n > 0 for _, n in rs) and all(a[0] + a[1] < b[0] for a, b in zip(rs, rs[1:], strict=False))
+    return all(n > 0 for _, n in rs) and all(a[0] + a[1] < b[0] for a, b in itertools.pairwise(rs))
 
 
 @given(ranges, st.integers(0, 300))
@@ -33,9 +35,10 @@ def test_coalesce_keeps_every_byte_and_bridges_only_small_gaps(rs: list[tuple[in
     """Coalescing covers the input, leaves gaps wider than ``gap`` only, and adds only gap bytes."""
     merged = coalesce(rs, gap)
     assert covered(rs) <= covered(merged)
-    assert all(b[0] - (a[0] + a[1]) > gap for a, b in zip(merged, merged[1:], strict=False))
+    assert all(b[0] - (a[0] + a[1]) > gap for a, b in itertools.pairwise(merged))
     for offset, length in merged:  # each merged range starts and ends on input bytes
-        assert offset in covered(rs) and offset + length - 1 in covered(rs)
+        assert offset in covered(rs)
+        assert offset + length - 1 in covered(rs)
 
 
 @given(ranges, ranges)
@@ -55,7 +58,7 @@ def test_split_respects_chunk_bounds_without_overlap(rs: list[tuple[int, int]], 
     """Chunks are at most chunk_size, never overlap, and cover exactly the input."""
     chunks = split(rs, size, ChunkKind.DATA)
     assert all(0 < c.length <= size for c in chunks)
-    assert all(a.end <= b.offset for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a.end <= b.offset for a, b in itertools.pairwise(chunks))
     assert covered([(c.offset, c.length) for c in chunks]) == covered(rs)
 
 
@@ -76,7 +79,7 @@ def test_zero_runs_find_every_nonzero_byte(data: bytes, block: int) -> None:
     """Runs tile the buffer; a run marked zero holds only zeroes, so one stray byte is data."""
     runs = zero_runs(lambda o, n: not any(data[o : o + n]), len(data), block)
     assert sum(n for _, n, _ in runs) == len(data)
-    assert all(a[0] + a[1] == b[0] and a[2] != b[2] for a, b in zip(runs, runs[1:], strict=False))
+    assert all(a[0] + a[1] == b[0] and a[2] != b[2] for a, b in itertools.pairwise(runs))
     for start, size, zero in runs:
         if zero:
             assert not any(data[start : start + size])
