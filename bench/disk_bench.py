@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,13 +42,22 @@ from app.pool.run import RunHandle
 MB = 1_000_000
 
 
+def listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def nbdkit(tmp: Path, name: str, *args: str) -> Iterator[str]:
     sock = tmp / f"{name}.sock"
     proc = subprocess.Popen(["nbdkit", "-f", "-U", str(sock), *args], stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while not sock.exists():
+        while not listening(sock):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"nbdkit {' '.join(args)} did not start")
             time.sleep(0.02)

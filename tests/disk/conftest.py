@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import itertools
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -56,12 +59,23 @@ def _real_tools(request: pytest.FixtureRequest) -> None:
         require_real("nbdkit", "qemu-nbd", "qemu-img", "qemu-io", "nbdcopy")
 
 
+def listening(path: Path) -> bool:
+    """True once a server accepts connections on the Unix socket (the file appears earlier)."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Servers:
     """Starts NBD servers on Unix sockets in ``tmp``; all are stopped at the end of the test."""
 
     tmp: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
     counter: Iterator[int] = field(default_factory=itertools.count)
 
     def nbdkit(self, *args: str, filters: tuple[str, ...] = ()) -> str:
@@ -70,20 +84,28 @@ class Servers:
         return self._start(cmd, sock)
 
     def qemu_nbd(self, image: Path, *args: str) -> str:
-        sock = self.tmp / f"qemu{next(self.counter)}.sock"
-        return self._start(["qemu-nbd", "-k", str(sock), *args, str(image)], sock)
+        """qemu-nbd, forked once it listens (a probe would use up a one-client server)."""
+        n = next(self.counter)
+        sock, pidfile = self.tmp / f"qemu{n}.sock", self.tmp / f"qemu{n}.pid"
+        cmd = ["qemu-nbd", "--fork", "--pid-file", str(pidfile), "-k", str(sock), *args, str(image)]
+        subprocess.run(cmd, check=True, timeout=WAIT, stdin=subprocess.DEVNULL)
+        self.pids.append(int(pidfile.read_text()))
+        return f"nbd+unix:///?socket={sock}"
 
     def _start(self, cmd: list[str], sock: Path) -> str:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self.procs.append(proc)
         deadline = time.monotonic() + 10
-        while not sock.exists():
+        while not listening(sock):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{cmd[0]} did not start: {' '.join(cmd)}")
             time.sleep(0.02)
         return f"nbd+unix:///?socket={sock}"
 
     def stop(self) -> None:
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:
