@@ -28,6 +28,12 @@ ZERO_BLOCK = 64 * 1024
 REPLY_TIMEOUT = 60.0
 
 
+#: Waits until the bandwidth limit lets this many bytes go.
+Throttle = Callable[[int], None]
+#: Hears of each chunk the moment its last write completed.
+OnDone = Callable[[Outcome], None]
+
+
 class ConnectionLost(Exception):
     pass
 
@@ -45,7 +51,8 @@ class _Job:
 
 @dataclass(slots=True)
 class BatchResult:
-    outcomes: list[Outcome]
+    #: Chunks that failed (completed ones went to ``on_done`` as they completed).
+    failed: list[Outcome]
     #: Chunks never started (a stop, or a lost connection): back to the queue, no retry spent.
     unstarted: list[Chunk]
     #: Why the lane is unusable, or None.
@@ -54,7 +61,7 @@ class BatchResult:
 
 class _Pipeline:
     def __init__(self, lane: Lane, chunks: list[Chunk], stopping: threading.Event,
-                 throttle: Callable[[int], None]) -> None:  # fmt: skip
+                 throttle: Throttle, on_done: OnDone) -> None:  # fmt: skip
         self.lane = lane
         self.pending = deque(chunks)
         self.free = list(lane.buffers)
@@ -62,7 +69,8 @@ class _Pipeline:
         self.throttle = throttle
         self.busy: set[_Job] = set()
         self.reads: list[tuple[_Job, int]] = []
-        self.outcomes: list[Outcome] = []
+        self.failed: list[Outcome] = []
+        self.on_done = on_done
 
     def run(self) -> BatchResult:
         try:
@@ -74,8 +82,8 @@ class _Pipeline:
                 self._handle_reads()
         except ConnectionLost as exc:
             lost = [Outcome(job.chunk, error=f"connection lost: {exc}") for job in self.busy]
-            return BatchResult(self.outcomes + lost, list(self.pending), str(exc))
-        return BatchResult(self.outcomes, list(self.pending))
+            return BatchResult(self.failed + lost, list(self.pending), str(exc))
+        return BatchResult(self.failed, list(self.pending))
 
     def _start_more(self) -> None:
         while self.pending and not self.stopping.is_set():
@@ -157,8 +165,11 @@ class _Pipeline:
         self.busy.discard(job)
         if job.buffer is not None:
             self.free.append(job.buffer)
-        error = "; ".join(job.errors) or None
-        self.outcomes.append(Outcome(job.chunk, job.copied, job.zeroed, job.skipped, error))
+        outcome = Outcome(job.chunk, job.copied, job.zeroed, job.skipped, "; ".join(job.errors) or None)
+        if outcome.error is None:
+            self.on_done(outcome)
+        else:
+            self.failed.append(outcome)
 
     def _wait(self) -> None:
         """Poll both connections once; dispatch replies to the completion callbacks."""
@@ -207,5 +218,6 @@ def wait_on(handles: list[nbd.NBD], timeout: float) -> None:
 
 
 def copy_batch(lane: Lane, chunks: list[Chunk], stopping: threading.Event,
-               throttle: Callable[[int], None]) -> BatchResult:  # fmt: skip
-    return _Pipeline(lane, chunks, stopping, throttle).run()
+               throttle: Throttle, on_done: OnDone) -> BatchResult:  # fmt: skip
+    """Copy ``chunks`` on ``lane``; ``on_done`` hears of each chunk as its last write completes."""
+    return _Pipeline(lane, chunks, stopping, throttle, on_done).run()

@@ -30,7 +30,12 @@ class CopyUnit:
     owner: CopyRun
     chunks: list[Chunk]
     result: BatchResult | None = None
+    completed: set[Chunk] = field(default_factory=set)
     name: str = "chunk"
+
+    def _done(self, outcome: Outcome) -> None:
+        self.completed.add(outcome.chunk)
+        self.owner.queue.complete(outcome)
 
     def run(self, slot: WorkerSlot) -> None:
         lanes, ctx = self.owner.lanes, self.owner.ctx
@@ -39,7 +44,7 @@ class CopyUnit:
             self.result = BatchResult([], self.chunks)
             return
         try:
-            self.result = copy_batch(lane, self.chunks, ctx.stopping, self.owner.throttle)
+            self.result = copy_batch(lane, self.chunks, ctx.stopping, self.owner.throttle, self._done)
         except BaseException:
             lanes.discard(lane)
             raise
@@ -130,10 +135,11 @@ class CopyRun:
                 raise JobFailed(f"verification failed: content differs at offset={offset} length={length}")
             return
         result = unit.result
-        if result is None:  # the unit raised before copying anything
+        if result is None:  # the unit raised: every chunk not completed counts as failed
             message = f"{type(error).__name__}: {error}" if error else "no result"
-            result = BatchResult([Outcome(chunk, error=message) for chunk in unit.chunks], [])
-        self.queue.settle(result.outcomes, result.unstarted)
+            left = [chunk for chunk in unit.chunks if chunk not in unit.completed]
+            result = BatchResult([Outcome(chunk, error=message) for chunk in left], [])
+        self.queue.settle(result.failed, result.unstarted)
 
     def is_done(self) -> bool:
         checked = self.checker is None or self.checker.is_empty()

@@ -101,16 +101,25 @@ class WorkQueue:
         self._delayed = [(at, chunk) for at, chunk in self._delayed if at > now]
         self._ready.extendleft(reversed(due))
 
-    def settle(self, outcomes: list[Outcome], unstarted: list[Chunk]) -> None:
-        """Record a unit's results; raise JobFailed when a chunk has no retries left."""
+    def complete(self, outcome: Outcome) -> None:
+        """Count one chunk whose writes all completed, the moment they did."""
         with self._lock:
-            self._leased -= len(outcomes) + len(unstarted)
+            self._leased -= 1
+            self._record(outcome)
+
+    def settle(self, failed: list[Outcome], unstarted: list[Chunk]) -> None:
+        """Take back a unit's failed and unstarted chunks; JobFailed if one has no retry left."""
+        exhausted: JobFailed | None = None
+        with self._lock:
+            self._leased -= len(failed) + len(unstarted)
             self._ready.extendleft(reversed(unstarted))
-            for outcome in outcomes:
-                if outcome.error is None:
-                    self._record(outcome)
-                else:
-                    self._retry(outcome.chunk, outcome.error)
+            for outcome in failed:
+                try:
+                    self._retry(outcome.chunk, outcome.error or "unknown error")
+                except JobFailed as exc:
+                    exhausted = exhausted or exc
+        if exhausted is not None:
+            raise exhausted
 
     def _record(self, outcome: Outcome) -> None:
         self._attempts.pop(outcome.chunk, None)
