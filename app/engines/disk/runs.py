@@ -1,0 +1,212 @@
+"""The pool's view of a disk job: units of chunks to copy, then ranges to compare.
+
+A copy unit checks out its worker's own lane, pipelines a batch of chunks on it and gives the
+lane back; its outcomes (done, failed, unstarted) are settled in ``unit_finished`` on the same
+thread. Everything the coordinator reads (``progress``, ``checkpoint``) is behind locks.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.engines.base import JobContext, JobFailed, Progress, WorkerSlot
+from app.engines.disk.connections import Lanes
+from app.engines.disk.copier import BatchResult, copy_batch
+from app.engines.disk.extents import Chunk, Range
+from app.engines.disk.verify import Checker, compare, next_seq, record_mismatches
+from app.engines.disk.work import Outcome, WorkQueue
+
+#: A copy unit's batch: at most this many bytes (unless one chunk is larger) or chunks.
+BATCH_BYTES = 64 * 1024 * 1024
+BATCH_CHUNKS = 16
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(eq=False)
+class CopyUnit:
+    owner: CopyRun
+    chunks: list[Chunk]
+    result: BatchResult | None = None
+    completed: set[Chunk] = field(default_factory=set)
+    name: str = "chunk"
+
+    def _done(self, outcome: Outcome) -> None:
+        self.completed.add(outcome.chunk)
+        self.owner.queue.complete(outcome)
+
+    def run(self, slot: WorkerSlot) -> None:
+        lanes, ctx = self.owner.lanes, self.owner.ctx
+        lane = lanes.checkout()
+        if lane is None:  # the servers take no more connections: give the work back
+            self.result = BatchResult([], self.chunks)
+            return
+        try:
+            self.result = copy_batch(lane, self.chunks, ctx.stopping, self.owner.throttle, self._done)
+        except BaseException:
+            lanes.discard(lane)
+            raise
+        if self.result.lost is None:
+            lanes.checkin(lane)
+        else:
+            lanes.discard(lane)
+
+
+@dataclass(eq=False)
+class CheckUnit:
+    owner: CopyRun | VerifyRun
+    ranges: list[Range]
+    checked: list[Range] = field(default_factory=list)
+    mismatched: list[Range] = field(default_factory=list)
+    name: str = "compare"
+
+    def run(self, slot: WorkerSlot) -> None:
+        lane = self.owner.lanes.checkout()
+        if lane is None:
+            return
+        try:
+            self.checked, self.mismatched = compare(lane, self.ranges, self.owner.ctx.stopping)
+        except BaseException:
+            self.owner.lanes.discard(lane)
+            raise
+        self.owner.lanes.checkin(lane)
+
+    def settle(self, checker: Checker, error: BaseException | None) -> None:
+        done = set(self.checked)
+        checker.settle(self.checked, self.mismatched, [r for r in self.ranges if r not in done])
+        if error is not None:
+            raise JobFailed(f"comparing source and target: {error}")
+
+
+class _Units:
+    """Counts units in flight so no more run at once than the servers take connections."""
+
+    def __init__(self, lanes: Lanes) -> None:
+        self.lanes = lanes
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def reserve(self) -> bool:
+        with self._lock:
+            limit = self.lanes.limit if self.lanes.limit is not None else math.inf
+            if self.count >= limit:
+                return False
+            self.count += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+class CopyRun:
+    def __init__(self, ctx: JobContext, lanes: Lanes, queue: WorkQueue, checker: Checker | None) -> None:
+        self.ctx = ctx
+        self.lanes = lanes
+        self.queue = queue
+        self.checker = checker
+        self._units = _Units(lanes)
+
+    def throttle(self, nbytes: int) -> None:
+        self.ctx.bandwidth.acquire(nbytes, self.ctx.stopping)
+
+    def next_unit(self) -> CopyUnit | CheckUnit | None:
+        if self.ctx.stopping.is_set() or not self._units.reserve():
+            return None
+        chunks = self.queue.take(BATCH_BYTES, BATCH_CHUNKS)
+        if chunks:
+            return CopyUnit(self, chunks)
+        if self.checker is not None and self.queue.is_empty():
+            ranges = self.checker.take()
+            if ranges:
+                return CheckUnit(self, ranges)
+        self._units.release()
+        return None
+
+    def unit_finished(self, unit: Any, error: BaseException | None) -> None:
+        self._units.release()
+        if isinstance(unit, CheckUnit):
+            assert self.checker is not None
+            unit.settle(self.checker, error)
+            if self.checker.mismatches:
+                offset, length = self.checker.mismatches[0]
+                raise JobFailed(f"verification failed: content differs at offset={offset} length={length}")
+            return
+        result = unit.result
+        if result is None:  # the unit raised: every chunk not completed counts as failed
+            message = f"{type(error).__name__}: {error}" if error else "no result"
+            left = [chunk for chunk in unit.chunks if chunk not in unit.completed]
+            result = BatchResult([Outcome(chunk, error=message) for chunk in left], [])
+        self.queue.settle(result.failed, result.unstarted)
+
+    def is_done(self) -> bool:
+        checked = self.checker is None or self.checker.is_empty()
+        return self.queue.is_empty() and checked and self._units.count == 0
+
+    def finish(self) -> None:
+        """Flush every target connection (one is enough when the target allows multi-conn)."""
+        try:
+            for lane in self.lanes.idle():
+                lane.sink.flush()
+                handle = lane.sink.handle
+                if handle is not None and handle.can_multi_conn():
+                    break
+        except Exception as exc:
+            raise JobFailed(f"target: flush failed: {exc}") from exc
+
+    def progress(self) -> Progress:
+        counters, _ = self.queue.snapshot()
+        return Progress(counters.fields(), counters.done_bytes, counters.bytes_total)
+
+    def checkpoint(self) -> dict[str, Any]:
+        counters, done = self.queue.snapshot()
+        return {"version": CHECKPOINT_VERSION, "done": [list(r) for r in done], "counters": counters.fields()}
+
+    def close(self) -> None:
+        self.lanes.close()
+
+
+class VerifyRun:
+    """Purpose.VERIFY: compare the disks and record each differing range as a discrepancy."""
+
+    def __init__(self, ctx: JobContext, lanes: Lanes, checker: Checker) -> None:
+        self.ctx = ctx
+        self.lanes = lanes
+        self.checker = checker
+        self._units = _Units(lanes)
+        self._seq = next_seq(ctx.db, ctx.spec.job_id)
+        self._seq_lock = threading.Lock()
+
+    def next_unit(self) -> CheckUnit | None:
+        if self.ctx.stopping.is_set() or not self._units.reserve():
+            return None
+        ranges = self.checker.take()
+        if ranges:
+            return CheckUnit(self, ranges)
+        self._units.release()
+        return None
+
+    def unit_finished(self, unit: Any, error: BaseException | None) -> None:
+        self._units.release()
+        with self._seq_lock:
+            first, self._seq = self._seq, self._seq + len(unit.mismatched)
+        record_mismatches(self.ctx.db, self.ctx.spec.job_id, first, unit.mismatched)
+        unit.settle(self.checker, error)
+
+    def is_done(self) -> bool:
+        return self.checker.is_empty() and self._units.count == 0
+
+    def finish(self) -> None:
+        pass
+
+    def progress(self) -> Progress:
+        fields = self.checker.fields()
+        return Progress(fields, int(fields["bytesChecked"]), self.checker.bytes_total)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        self.lanes.close()

@@ -1,0 +1,197 @@
+"""Targets as the copier sees them: write, zero, ask "already zero?", flush, read back.
+
+Every write or zero reports through ``done(errno)`` (0 on success): asynchronously for an NBD
+target (from inside its poll loop), at once for a file or device.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import nbd
+
+from app.engines.disk.endpoints import ALLOCATION, extents
+
+Done = Callable[[int], None]
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_FALLOC_FL_ZERO_RANGE = 0x10
+#: Largest single write when zeroes must be sent as data.
+_ZERO_WRITE = 4 * 1024 * 1024
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+class Sink(Protocol):
+    #: The NBD handle the copier must poll, or None when every call completes at once.
+    handle: nbd.NBD | None
+
+    def write(self, view: memoryview, offset: int, done: Done) -> None: ...
+    def zero(self, offset: int, length: int, done: Done) -> None: ...
+    def known_zero(self, offset: int, length: int) -> bool: ...
+    def read(self, offset: int, length: int) -> bytes: ...
+    def after_poll(self) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _retire(done: Done) -> Callable[[Any], int]:
+    def completion(error: Any) -> int:
+        done(int(error.value))
+        return 1  # retire the command: nobody calls aio_command_completed on it
+
+    return completion
+
+
+class NbdSink:
+    def __init__(self, handle: nbd.NBD) -> None:
+        self.handle: nbd.NBD | None = handle
+        self._h = handle
+        self._fast_zero = handle.can_fast_zero()
+        self._can_zero = handle.can_zero()
+        self._status = handle.can_meta_context(ALLOCATION)
+        self._zeroes: nbd.Buffer | None = None
+        self._deferred: list[Callable[[], object]] = []
+
+    def after_poll(self) -> None:
+        """Issue what completion callbacks asked for (they may not call the handle)."""
+        while self._deferred:
+            self._deferred.pop(0)()
+
+    def write(self, view: memoryview, offset: int, done: Done) -> None:
+        # The Buffer shares ``view`` (no copy); the completion closure keeps it alive.
+        self._h.aio_pwrite(nbd.Buffer.from_buffer(view), offset, _retire(done))
+
+    def zero(self, offset: int, length: int, done: Done) -> None:
+        if not self._can_zero:
+            self._write_zeroes(offset, length, done)
+            return
+        if not self._fast_zero:
+            self._h.aio_zero(length, offset, _retire(done))
+            return
+
+        def fast_done(err: int) -> None:
+            if err in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                # Zeroing is slow on this export: let the server do it the slow way anyway,
+                # still cheaper than sending the zeroes over the wire. Not from inside a
+                # callback, which must not call into the handle: after the poll.
+                self._fast_zero = False
+                self._deferred.append(lambda: self._h.aio_zero(length, offset, _retire(done)))
+            else:
+                done(err)
+
+        self._h.aio_zero(length, offset, _retire(fast_done), nbd.CMD_FLAG_FAST_ZERO)
+
+    def _write_zeroes(self, offset: int, length: int, done: Done) -> None:
+        if self._zeroes is None:
+            self._zeroes = nbd.Buffer.from_buffer(bytearray(_ZERO_WRITE))
+        pieces = list(range(offset, offset + length, _ZERO_WRITE))
+        state = {"left": len(pieces), "err": 0}
+
+        def piece_done(err: int) -> None:
+            state["left"] -= 1
+            state["err"] = state["err"] or err
+            if state["left"] == 0:
+                done(state["err"])
+
+        whole = memoryview(self._zeroes.to_buffer())
+        for start in pieces:
+            size = min(_ZERO_WRITE, offset + length - start)
+            self._h.aio_pwrite(nbd.Buffer.from_buffer(whole[:size]), start, _retire(piece_done))
+
+    def known_zero(self, offset: int, length: int) -> bool:
+        if not self._status:
+            return False
+        return all(flags & nbd.STATE_ZERO for _, _, flags in extents(self._h, ALLOCATION, offset, length))
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._h.pread(length, offset))
+
+    def flush(self) -> None:
+        if self._h.can_flush():
+            self._h.flush()
+
+    def close(self) -> None:
+        close_handle(self._h)
+
+
+class FileSink:
+    """A raw image file or block device; each sink has its own descriptor."""
+
+    handle: nbd.NBD | None = None
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self._punch = True
+
+    def write(self, view: memoryview, offset: int, done: Done) -> None:
+        done(self._pwrite(view, offset))
+
+    def _pwrite(self, view: memoryview, offset: int) -> int:
+        try:
+            while view:
+                written = os.pwrite(self._fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            return exc.errno or errno.EIO
+        return 0
+
+    def zero(self, offset: int, length: int, done: Done) -> None:
+        modes = [_FALLOC_FL_ZERO_RANGE | _FALLOC_FL_KEEP_SIZE]
+        if self._punch:
+            modes.insert(0, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE)
+        for mode in modes:
+            if _libc.fallocate(self._fd, mode, offset, length) == 0:
+                done(0)
+                return
+            if ctypes.get_errno() not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                done(ctypes.get_errno())
+                return
+            self._punch = False
+        zeroes = memoryview(bytes(min(_ZERO_WRITE, length)))
+        for start in range(offset, offset + length, _ZERO_WRITE):
+            err = self._pwrite(zeroes[: min(_ZERO_WRITE, offset + length - start)], start)
+            if err:
+                done(err)
+                return
+        done(0)
+
+    def known_zero(self, offset: int, length: int) -> bool:
+        """True when the file has no data in the range (a hole); devices never say so."""
+        try:
+            data = os.lseek(self._fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            return exc.errno == errno.ENXIO
+        return data >= offset + length
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def after_poll(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def close_handle(handle: nbd.NBD) -> None:
+    """Disconnect politely when the connection still works and nothing is in flight.
+
+    libnbd 1.14's Python handle has no ``close``: the socket closes when the last reference
+    to the handle goes, so callers drop theirs after this.
+    """
+    try:
+        if handle.aio_is_ready() and handle.aio_in_flight() == 0:
+            handle.shutdown()
+    except nbd.Error:
+        pass

@@ -1,0 +1,194 @@
+"""Benchmark the disk engine against nbdcopy on the same sources, in the same run.
+
+    .venv/bin/python bench/disk_bench.py --size 4G
+
+Scenarios (each: nbdkit sparse-random, percent=50, fixed seed):
+  1. to a new sparse file;        2. to an nbdkit memory export;
+  3. source behind --filter=delay rdelay=1ms;
+  4. source behind --filter=rate connection-rate=1200M (150 MB/s per connection),
+     plus ferry restricted to one connection (parallel: false);
+  5. incremental: 1% of the disk changed (changedExtents), into the file of scenario 1.
+
+Ferry runs through its engine and the real pool with 4 workers (the NORMAL share of the
+default pool). ``run_ferry`` is the single place to switch to the HTTP API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from app.db.models import CopyJobRow
+from app.db.schema import upgrade
+from app.db.session import Database
+from app.engines.base import JobContext, JobSpec, Purpose
+from app.engines.disk import DiskEngine
+from app.policy.allocation import Claim, Priority
+from app.policy.properties import DEFAULT_CONFIG
+from app.policy.units import parse_size
+from app.pool.bandwidth import BandwidthLimiter
+from app.pool.pool import ScanPool
+from app.pool.run import RunHandle
+
+MB = 1_000_000
+
+
+def listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+@contextmanager
+def nbdkit(tmp: Path, name: str, *args: str) -> Iterator[str]:
+    sock = tmp / f"{name}.sock"
+    proc = subprocess.Popen(["nbdkit", "-f", "-U", str(sock), *args], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not listening(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nbdkit {' '.join(args)} did not start")
+            time.sleep(0.02)
+        yield f"nbd+unix:///?socket={sock}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def run_ferry(source: str, target: str, options: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Copy with ferry and return its final progress; swap this body for the HTTP API later."""
+    url = f"sqlite:///{work / 'bench.db'}"
+    upgrade(url)
+    db = Database(url)
+    engine = DiskEngine()
+    normalised = engine.validate(source, target, options, (work,))
+    job_id = f"bench-{time.monotonic_ns()}"
+    with db.session() as session:
+        session.add(CopyJobRow(id=job_id, kind="disk", source=source, target=target, priority="NORMAL",
+                               options=normalised, state="RUNNING"))  # fmt: skip
+    pool = ScanPool(DEFAULT_CONFIG.pool)
+    ctx = JobContext(JobSpec(job_id, "disk", source, target, normalised), Purpose.COPY, None, False, db,
+                     BandwidthLimiter(), (work,), pool.wake)  # fmt: skip
+    run = RunHandle(Claim(job_id, Priority.NORMAL, time.time()), "disk", engine, ctx, engine.empty_progress())
+    pool.add(run)
+    deadline = time.monotonic() + 3600
+    while not run.settled():
+        if time.monotonic() > deadline:
+            raise TimeoutError("ferry did not finish within an hour")
+        time.sleep(0.01)
+    progress = run.progress_fields()
+    if run.error:
+        raise RuntimeError(f"ferry failed: {run.error}")
+    run.close()
+    pool.remove(job_id)
+    pool.close(30)
+    db.dispose()
+    return progress
+
+
+def run_nbdcopy(source: str, target: str) -> None:
+    # --flush: ferry flushes (fsync or NBD flush) before COMPLETED, so nbdcopy must too.
+    subprocess.run(["nbdcopy", "--flush", source, target], check=True)
+
+
+def timed(label: str, size: int, fn: Any, *args: Any) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    seconds = time.perf_counter() - started
+    print(f"  {label:<28} {seconds:7.2f} s  {size / seconds / MB:8.1f} MB/s", flush=True)
+    return seconds
+
+
+def report(name: str, ferry: float, nbdcopy: float) -> None:
+    print(f"  => {name}: ferry/nbdcopy time ratio {ferry / nbdcopy:.2f}", flush=True)
+
+
+def scenario(tmp: Path, name: str, size: int, filters: tuple[str, ...], params: tuple[str, ...],
+             to_memory: bool, single: bool = False, repeat: int = 1) -> dict[str, float]:  # fmt: skip
+    """Best of ``repeat`` runs per tool (the machine may be shared), each into a fresh target."""
+    print(f"[{name}]", flush=True)
+    plugin = ("sparse-random", str(size), "seed=42", "percent=50")
+    source_args = (*(f"--filter={f}" for f in filters), *plugin, *params)
+    times: dict[str, float] = {}
+    with nbdkit(tmp, f"src-{name}", *source_args) as source:
+        for tool in ("ferry", "nbdcopy", *(("ferry-1conn",) if single else ())):
+            for attempt in range(repeat):
+                seconds = _fresh_target(tmp, f"{name}-{tool}-{attempt}", tool, source, size, to_memory)
+                times[tool] = min(times.get(tool, seconds), seconds)
+    report(name, times["ferry"], times["nbdcopy"])
+    if single:
+        report(f"{name} (ferry one connection)", times["ferry-1conn"], times["nbdcopy"])
+    return times
+
+
+def _fresh_target(tmp: Path, label: str, tool: str, source: str, size: int, to_memory: bool) -> float:
+    if to_memory:
+        with nbdkit(tmp, f"dst-{label}", "memory", str(size)) as target:
+            return _one(tool, source, target, size, tmp)
+    target = tmp / f"{label}.img"
+    seconds = _one(tool, source, str(target), size, tmp)
+    if label.startswith("file-ferry-0"):
+        target.rename(tmp / "file-ferry.img")  # the incremental scenario starts from it
+    else:
+        target.unlink()
+    return seconds
+
+
+def _one(tool: str, source: str, target: str, size: int, tmp: Path) -> float:
+    if tool == "nbdcopy":
+        return timed("nbdcopy", size, run_nbdcopy, source, target)
+    options = {"parallel": False} if tool == "ferry-1conn" else {}
+    return timed(tool, size, run_ferry, source, target, options, tmp)
+
+
+def incremental(tmp: Path, size: int, full_seconds: float | None) -> None:
+    print("[incremental 1%]", flush=True)
+    rng = random.Random(1)
+    piece = 640 * 1024
+    count = max(1, size // 100 // piece)
+    offsets = sorted(rng.sample(range(0, size - piece, piece), count))
+    extents = [{"offset": o, "length": piece} for o in offsets]
+    target = tmp / "file-ferry.img"
+    with nbdkit(tmp, "src-incr", "sparse-random", str(size), "seed=42", "percent=50") as source:
+        seconds = timed("ferry changedExtents", count * piece, run_ferry, source, str(target),
+                        {"changedExtents": extents}, tmp)  # fmt: skip
+    if full_seconds:
+        share = seconds / full_seconds
+        print(f"  => dirty {count * piece / size:.1%} of the disk took {share:.1%} of the full copy's time")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="4GiB", help="virtual disk size, e.g. 512MiB, 4G (default 4GiB)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best counts (default 2)")
+    parser.add_argument("--dir", default="/var/tmp", help="where target files go (default /var/tmp)")
+    args = parser.parse_args(argv)
+    size = parse_size(re.sub(r"([KMGT])$", r"\1iB", args.size))[0]
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-", dir=args.dir) as tmpdir:
+        tmp = Path(tmpdir)
+        n = args.repeat
+        full = scenario(tmp, "file", size, (), (), to_memory=False, repeat=n)["ferry"]
+        scenario(tmp, "memory", size, (), (), to_memory=True, repeat=n)
+        scenario(tmp, "delay", size, ("delay",), ("rdelay=1ms",), to_memory=False, repeat=n)
+        rate = ("connection-rate=1200M",)
+        scenario(tmp, "rate", size, ("rate",), rate, to_memory=False, single=True, repeat=n)
+        incremental(tmp, size, full)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
