@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from app.db.models import CopyJobRow, VerificationRow
-from app.db.schema import upgrade
 from app.db.session import Database
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.disk import DiskEngine
@@ -34,6 +33,7 @@ from app.policy.properties import DEFAULT_CONFIG
 from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import RunHandle
+from tests.conftest import need_real
 
 MiB = 1024 * 1024
 #: Seconds any test waits for a server or a run before it gives up.
@@ -45,12 +45,7 @@ def require_real(*tools: str) -> None:
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if importlib.util.find_spec("nbd") is None:
         missing.append("python3-libnbd")
-    if not missing:
-        return
-    message = f"needs {', '.join(missing)}"
-    if os.environ.get("FERRY_REQUIRE_REAL") == "1":
-        pytest.fail(f"FERRY_REQUIRE_REAL=1 but this test {message}")
-    pytest.skip(message)
+    need_real(not missing, ", ".join(missing))
 
 
 @pytest.fixture(autouse=True)
@@ -123,10 +118,9 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'ferry.db'}"
-    upgrade(url)
-    database = Database(url)
+def db(database_url: str) -> Iterator[Database]:
+    """A database at head on each backend (SQLite, and PostgreSQL when configured)."""
+    database = Database(database_url)
     yield database
     database.dispose()
 
@@ -163,9 +157,7 @@ class Driver:
         pool.add(run)
         return pool, run
 
-    def _record(
-        self, job_id: str, source: str, target: str, options: dict[str, Any], purpose: Purpose
-    ) -> None:
+    def _record(self, job_id: str, source: str, target: str, options: dict[str, Any], purpose: Purpose) -> None:
         with self.db.session() as session:
             if session.get(CopyJobRow, job_id) is None:
                 session.add(CopyJobRow(id=job_id, kind="disk", source=source, target=target,

@@ -13,9 +13,7 @@ pytestmark = pytest.mark.nbd
 SIZE = 32 * MiB
 
 
-def test_full_copy_to_new_file_is_identical_and_sparse(
-    servers: Servers, driver: Driver, tmp_path: Path
-) -> None:
+def test_full_copy_to_new_file_is_identical_and_sparse(servers: Servers, driver: Driver, tmp_path: Path) -> None:
     """A sparse source lands byte-identical in a new file; holes stay holes, progress adds up."""
     source = servers.nbdkit("sparse-random", str(SIZE), "seed=7", "percent=30", "runlength=1048576")
     target = tmp_path / "disk.img"

@@ -48,15 +48,11 @@ def test_read_errors_are_retried_and_counted(servers: Servers, driver: Driver, t
     assert digest(str(target), SIZE) == digest(source, SIZE)
 
 
-def test_exhausted_retries_fail_with_offset_and_reason(
-    servers: Servers, driver: Driver, tmp_path: Path
-) -> None:
+def test_exhausted_retries_fail_with_offset_and_reason(servers: Servers, driver: Driver, tmp_path: Path) -> None:
     """When every read fails, the job FAILS (no hang, no deadlock with many failing chunks)
     naming the offset and the error."""
     source = servers.nbdkit("pattern", str(SIZE), "error-pread-rate=100%", filters=("error",))
-    done = driver.run(
-        source, str(tmp_path / "disk.img"), {"retryDelay": 0.01, "maxRetries": 2, "chunkSize": 65536}
-    )
+    done = driver.run(source, str(tmp_path / "disk.img"), {"retryDelay": 0.01, "maxRetries": 2, "chunkSize": 65536})
     assert done.outcome == "FAILED"
     assert done.error is not None
     assert "offset" in done.error

@@ -43,9 +43,7 @@ def test_dirty_bitmap_copies_what_it_marks(servers: Servers, driver: Driver, tmp
     """After a full copy, a pass driven by a QEMU dirty bitmap makes the target identical again,
     moving only the dirty bytes (including a range zeroed since)."""
     image = tmp_path / "vm.qcow2"
-    subprocess.run(
-        ["qemu-img", "create", "-f", "qcow2", str(image), str(SIZE)], check=True, capture_output=True
-    )
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(image), str(SIZE)], check=True, capture_output=True)
     qemu_io(image, "write -P 0x11 0 6M", "write -P 0x12 9M 4M")
     target = tmp_path / "vm.img"
     first = servers.qemu_nbd(image, "-r", "-t", "-f", "qcow2", "-e", "8")

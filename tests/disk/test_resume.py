@@ -41,9 +41,7 @@ def test_stop_then_resume_copies_only_the_rest(servers: Servers, driver: Driver,
 
     log = tmp_path / "reads.log"
     logged = servers.nbdkit("pattern", str(SIZE), f"logfile={log}", filters=("log",))
-    second = driver.run(
-        logged, str(target), {"chunkSize": 131072}, checkpoint=first.checkpoint, job_id="resumable"
-    )
+    second = driver.run(logged, str(target), {"chunkSize": 131072}, checkpoint=first.checkpoint, job_id="resumable")
     assert (second.outcome, second.error) == ("COMPLETED", None)
     assert read_bytes_logged(log) == SIZE - done_first
     assert second.progress["bytesCopied"] == SIZE
@@ -67,9 +65,7 @@ def test_verify_option_fails_when_target_loses_writes(servers: Servers, driver: 
     assert "verification failed" in (done.error or "")
 
 
-def test_verify_run_records_content_mismatch(
-    servers: Servers, driver: Driver, db: object, tmp_path: Path
-) -> None:
+def test_verify_run_records_content_mismatch(servers: Servers, driver: Driver, db: object, tmp_path: Path) -> None:
     """A VERIFY run over a copied disk with one corrupted byte reports exactly that range as a
     CONTENT_MISMATCH discrepancy, with report counts in progress."""
     source = servers.nbdkit("pattern", str(SIZE))
