@@ -239,6 +239,7 @@ class Coordinator:
         if purpose is Purpose.COPY:
             self.totals.run_started(row.id, initial)
         self.pool.add(run)
+        self._log_grants(f"{purpose.value}_started", row.id)
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -254,9 +255,14 @@ class Coordinator:
                 return
             self._record(run, run.outcome())
 
+    def _log_grants(self, cause: str, job_id: str) -> None:
+        grants = {run.job_id: run.granted for run in self.pool.snapshot().runs}
+        log.info("pool rebalance", action="rebalance", cause=cause, migration_id=job_id, grants=grants)
+
     def _record(self, run: RunHandle, outcome: Outcome) -> None:
         purpose, run_number = self._purposes.pop(run.job_id, (Purpose.COPY, 0))
         self.pool.remove(run.job_id)
+        self._log_grants("run_ended", run.job_id)
         try:
             if purpose is Purpose.VERIFY:
                 self._record_verification(run, outcome)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,13 @@ from app.pool.coordinator import Coordinator, claim_of
 from app.pool.pool import RunStats
 
 JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+log = structlog.get_logger(__name__)
+
+
+def _logged(job_id: str, action: str, before: str | None, after: str | None, **details: Any) -> None:
+    """One event per transition an operator caused, named by its action."""
+    log.info("migration transition", action=action, migration_id=job_id, from_state=before, to_state=after, **details)
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,7 @@ class JobService:
                 created_at=utcnow(),
             )
             session.add(row)
+        _logged(job_id, "create", None, State.NONSCHEDULED.value, kind=definition.kind)
         if auto_start:
             return self.start(job_id), True
         return self._view(row), True
@@ -177,6 +186,15 @@ class JobService:
             elif percentage is not None:
                 row.scan_percentage = percentage
         self._coordinator.update_claim(row)
+        _logged(
+            job_id,
+            "edit",
+            row.state,
+            row.state,
+            priority=row.priority,
+            percentage=row.scan_percentage,
+            options_changed=options is not None,
+        )
         return self._view(row)
 
     def start(self, job_id: str) -> JobView:
@@ -224,7 +242,9 @@ class JobService:
             ):
                 raise Conflict(f"migration {job_id!r} changed state meanwhile; try again")
             session.execute(delete(WorkItemRow).where(WorkItemRow.job_id == job_id))
+            before = row.state
             session.refresh(row)
+        _logged(job_id, "reset", before, row.state)
         return self._view(row)
 
     def delete(self, job_id: str) -> None:
@@ -233,6 +253,7 @@ class JobService:
             self._refuse_if_busy(row, Action.DELETE)
             _next(row, Action.DELETE)
             session.execute(delete(CopyJobRow).where(CopyJobRow.id == job_id, CopyJobRow.state == row.state))
+        _logged(job_id, "delete", row.state, None)
 
     def verify(self, job_id: str) -> JobView:
         with self._db.session() as session:
@@ -243,6 +264,7 @@ class JobService:
             session.execute(delete(VerificationRow).where(VerificationRow.job_id == job_id))
             session.add(VerificationRow(job_id=job_id, status="RUNNING", started_at=utcnow(), counts={}))
         self._coordinator.verify(row)
+        _logged(job_id, "verify", row.state, row.state)
         return self._view(row)
 
     def add_pending_region(self, job_id: str, path: str) -> JobView:
@@ -297,9 +319,11 @@ class JobService:
                     progress=self._engines[row.kind].empty_progress(),
                 )
                 session.execute(delete(WorkItemRow).where(WorkItemRow.job_id == job_id))
-            if not job_queries.move(session, job_id, State(row.state), new, **values):
+            before = row.state
+            if not job_queries.move(session, job_id, State(before), new, **values):
                 raise Conflict(f"migration {job_id!r} changed state meanwhile; try again")
             session.refresh(row)
+        _logged(job_id, action.value, before, row.state)
         self._coordinator.wake()
         return self._view(row)
 

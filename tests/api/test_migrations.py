@@ -240,12 +240,15 @@ def test_failure_is_recorded_and_resume_retries(server: LiveServer) -> None:
 def test_running_limit_admits_by_priority_then_age(server: LiveServer, tmp_path: Path) -> None:
     """With one running slot, SCHEDULED jobs start HIGH first, then oldest; running ones stay."""
     server.client.put("/configuration/property", params={"key": "migration.max.running.migrations", "value": "1"})
-    create(server, "first", options={"units": 20, "unitSeconds": 0.02})
+    create(server, "first", options={"units": 5000, "unitSeconds": 0.02})
     server.wait_for("first", {"RUNNING"})
     create(server, "old-low", priority="LOW", options={"units": 1, "unitSeconds": 0})
     create(server, "new-high", priority="HIGH", options={"units": 1, "unitSeconds": 0})
+    time.sleep(0.5)  # several coordinator ticks: nothing may be admitted while "first" runs
     assert server.client.get("/migrations/new-high").json()["state"] == "SCHEDULED"
     assert server.client.get("/stats/scannerPoolStats").json()["scheduledMigrations"] == 2
+    assert server.client.get("/migrations/first").json()["state"] == "RUNNING"
+    server.client.post("/migrations/first/stop")
     server.wait_for("old-low", {"COMPLETED"}, timeout=30)
     high = server.client.get("/migrations/new-high").json()
     low = server.client.get("/migrations/old-low").json()

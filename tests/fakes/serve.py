@@ -1,7 +1,7 @@
 """``python -m tests.fakes.serve``: a real ferry server process whose engines are the fake one.
 
 Settings come from the environment like ``ferry serve``. Each finished unit is appended to the
-file named by ``FERRY_FAKE_LOG`` so a test can tell what ran, across restarts.
+file named by ``FERRY_FAKE_LOG`` (when set) so a test can tell what ran, across restarts.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ class _Recorder(list[tuple[str, int]]):
 
 def main() -> None:
     settings = Settings()
-    configure("INFO", "json")
+    configure(settings.log_level, settings.log_format)
     schema.upgrade(settings.effective_database_url)
-    log_path = os.environ["FERRY_FAKE_LOG"]
-    engines = {kind: LoggingFakeEngine(kind, log_path) for kind in ("files", "disk")}
+    log_path = os.environ.get("FERRY_FAKE_LOG")
+    engines = {kind: LoggingFakeEngine(kind, log_path) if log_path else FakeEngine(kind) for kind in ("files", "disk")}
     app = create_app(settings, engines)
     run_server(app, settings.host, settings.port)
 

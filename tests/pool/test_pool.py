@@ -111,7 +111,8 @@ def test_high_priority_is_served_first(pool: ScanPool, db: Database) -> None:
     pool.add(high)
     assert (high.grant.granted, low.grant.granted) == (4, 0)
     wait_until(high.settled)
-    assert engine.runs["low"].progress().fields["unitsDone"] < 40
+    low_run = engine.runs.get("low")  # None: not even opened while HIGH held the pool
+    assert low_run is None or low_run.progress().fields["unitsDone"] < 40
     wait_until(low.settled)  # freed threads go to the waiting job
     assert low.outcome() is Outcome.COMPLETED
 

@@ -107,16 +107,12 @@ def _probe_source(uri: str, options: DiskOptions) -> int:
     try:
         size: int = handle.get_size()
         if options.dirty_bitmap is not None and not handle.can_meta_context(contexts[1]):
-            raise InvalidField(
-                "options.dirtyBitmap", f"the source exports no bitmap {options.dirty_bitmap!r}"
-            )
+            raise InvalidField("options.dirtyBitmap", f"the source exports no bitmap {options.dirty_bitmap!r}")
     finally:
         close_handle(handle)
     extents = normalise(list(options.changed_extents or []))
     if extents and sum(extents[-1]) > size:
-        raise InvalidField(
-            "options.changedExtents", f"{sum(extents[-1])} is past the end of the disk ({size})"
-        )
+        raise InvalidField("options.changedExtents", f"{sum(extents[-1])} is past the end of the disk ({size})")
     return size
 
 

@@ -66,9 +66,7 @@ def _buffers(chunk_size: int) -> list[nbd.Buffer]:
     return [nbd.Buffer.from_buffer(bytearray(chunk_size)) for _ in range(count)]
 
 
-def _sink_factory(
-    target: str, size: int, roots: tuple[Path, ...], *, writable: bool
-) -> Callable[[float], Sink]:
+def _sink_factory(target: str, size: int, roots: tuple[Path, ...], *, writable: bool) -> Callable[[float], Sink]:
     if endpoints.is_nbd_uri(target):
         return lambda timeout: _nbd_sink(target, size, timeout, writable=writable)
     try:
