@@ -9,8 +9,8 @@ Scenarios (each: nbdkit sparse-random, percent=50, fixed seed):
      plus ferry restricted to one connection (parallel: false);
   5. incremental: 1% of the disk changed (changedExtents), into the file of scenario 1.
 
-Ferry runs through its engine and the real pool with 4 workers (the NORMAL share of the
-default pool). ``run_ferry`` is the single place to switch to the HTTP API.
+Ferry runs as a real ``ferry serve`` driven through its HTTP API, with the default pool: a
+NORMAL migration is granted 4 threads (4% of 100), each with its own connections.
 """
 
 from __future__ import annotations
@@ -28,17 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.db.models import CopyJobRow
-from app.db.schema import upgrade
-from app.db.session import Database
-from app.engines.base import JobContext, JobSpec, Purpose
-from app.engines.disk import DiskEngine
-from app.policy.allocation import Claim, Priority
-from app.policy.properties import DEFAULT_CONFIG
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from app.policy.units import parse_size
-from app.pool.bandwidth import BandwidthLimiter
-from app.pool.pool import ScanPool
-from app.pool.run import RunHandle
+from bench.serving import FerryServer, ferry_server
 
 MB = 1_000_000
 
@@ -68,35 +61,18 @@ def nbdkit(tmp: Path, name: str, *args: str) -> Iterator[str]:
         proc.wait(30)
 
 
+class Ferry:
+    """The ferry serve the scenarios share (set in :func:`main`)."""
+
+    server: FerryServer | None = None
+
+
 def run_ferry(source: str, target: str, options: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Copy with ferry and return its final progress; swap this body for the HTTP API later."""
-    url = f"sqlite:///{work / 'bench.db'}"
-    upgrade(url)
-    db = Database(url)
-    engine = DiskEngine()
-    normalised = engine.validate(source, target, options, (work,))
-    job_id = f"bench-{time.monotonic_ns()}"
-    with db.session() as session:
-        session.add(CopyJobRow(id=job_id, kind="disk", source=source, target=target, priority="NORMAL",
-                               options=normalised, state="RUNNING"))  # fmt: skip
-    pool = ScanPool(DEFAULT_CONFIG.pool)
-    ctx = JobContext(JobSpec(job_id, "disk", source, target, normalised), Purpose.COPY, None, False, db,
-                     BandwidthLimiter(), (work,), pool.wake)  # fmt: skip
-    run = RunHandle(Claim(job_id, Priority.NORMAL, time.time()), "disk", engine, ctx, engine.empty_progress())
-    pool.add(run)
-    deadline = time.monotonic() + 3600
-    while not run.settled():
-        if time.monotonic() > deadline:
-            raise TimeoutError("ferry did not finish within an hour")
-        time.sleep(0.01)
-    progress = run.progress_fields()
-    if run.error:
-        raise RuntimeError(f"ferry failed: {run.error}")
-    run.close()
-    pool.remove(job_id)
-    pool.close(30)
-    db.dispose()
-    return progress
+    """Copy with ferry through its HTTP API and return the final progress."""
+    assert Ferry.server is not None
+    body = {"kind": "disk", "source": source, "target": target, "options": options}
+    _, migration = Ferry.server.copy(f"bench-{time.monotonic_ns()}", body, poll=0.01)
+    return dict(migration["progress"])
 
 
 def run_nbdcopy(source: str, target: str) -> None:
@@ -116,8 +92,16 @@ def report(name: str, ferry: float, nbdcopy: float) -> None:
     print(f"  => {name}: ferry/nbdcopy time ratio {ferry / nbdcopy:.2f}", flush=True)
 
 
-def scenario(tmp: Path, name: str, size: int, filters: tuple[str, ...], params: tuple[str, ...],
-             to_memory: bool, single: bool = False, repeat: int = 1) -> dict[str, float]:  # fmt: skip
+def scenario(
+    tmp: Path,
+    name: str,
+    size: int,
+    filters: tuple[str, ...],
+    params: tuple[str, ...],
+    to_memory: bool,
+    single: bool = False,
+    repeat: int = 1,
+) -> dict[str, float]:
     """Best of ``repeat`` runs per tool (the machine may be shared), each into a fresh target."""
     print(f"[{name}]", flush=True)
     plugin = ("sparse-random", str(size), "seed=42", "percent=50")
@@ -163,23 +147,26 @@ def incremental(tmp: Path, size: int, full_seconds: float | None) -> None:
     extents = [{"offset": o, "length": piece} for o in offsets]
     target = tmp / "file-ferry.img"
     with nbdkit(tmp, "src-incr", "sparse-random", str(size), "seed=42", "percent=50") as source:
-        seconds = timed("ferry changedExtents", count * piece, run_ferry, source, str(target),
-                        {"changedExtents": extents}, tmp)  # fmt: skip
+        seconds = timed(
+            "ferry changedExtents", count * piece, run_ferry, source, str(target), {"changedExtents": extents}, tmp
+        )
     if full_seconds:
         share = seconds / full_seconds
         print(f"  => dirty {count * piece / size:.1%} of the disk took {share:.1%} of the full copy's time")
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="4GiB", help="virtual disk size, e.g. 512MiB, 4G (default 4GiB)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best counts (default 2)")
     parser.add_argument("--dir", default="/var/tmp", help="where target files go (default /var/tmp)")
     args = parser.parse_args(argv)
     size = parse_size(re.sub(r"([KMGT])$", r"\1iB", args.size))[0]
-    with tempfile.TemporaryDirectory(prefix="ferry-bench-", dir=args.dir) as tmpdir:
+    with (
+        tempfile.TemporaryDirectory(prefix="ferry-bench-", dir=args.dir) as tmpdir,
+        ferry_server([Path(tmpdir)]) as server,
+    ):
+        Ferry.server = server
         tmp = Path(tmpdir)
         n = args.repeat
         full = scenario(tmp, "file", size, (), (), to_memory=False, repeat=n)["ferry"]
