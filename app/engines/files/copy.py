@@ -33,16 +33,22 @@ class Interrupted(Exception):
     """The run is stopping: the unit gave up mid-copy and left only its temporary file."""
 
 
-_PREFIX = secrets.token_hex(4)
-_COUNTER = itertools.count()
+class _Names:
+    """A random per-process prefix and a counter: unique without a ``getrandom`` per file."""
+
+    prefix = secrets.token_hex(4)
+    counter = itertools.count()
+
+
+def reseed_temp_names() -> None:
+    """Start a fresh series of temporary names: a forked process must not repeat its parent's."""
+    _Names.prefix = secrets.token_hex(4)
+    _Names.counter = itertools.count()
 
 
 def temp_name() -> str:
-    """A fresh temporary name of ours (fixed length, so it fits wherever the real name fits).
-
-    A random per-process prefix and a counter: unique without a ``getrandom`` per file.
-    """
-    return f".ferry~{_PREFIX}{next(_COUNTER) & 0xFFFFFFFF:08x}.part"
+    """A fresh temporary name of ours (fixed length, so it fits wherever the real name fits)."""
+    return f".ferry~{_Names.prefix}{next(_Names.counter) & 0xFFFFFFFF:08x}.part"
 
 
 def is_temp(name: str) -> bool:

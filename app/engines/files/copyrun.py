@@ -28,6 +28,7 @@ from app.engines.base import JobContext, JobFailed, Progress, Unit
 from app.engines.files.copy import finish_dir
 from app.engines.files.counters import Counters
 from app.engines.files.frontier import Frontier, Journal
+from app.engines.files.helpers import Helpers
 from app.engines.files.largefiles import LargeFiles
 from app.engines.files.listing import FileTask, Listing, Roots, reason
 from app.engines.files.options import Durability, FilesOptions, ScanType
@@ -59,12 +60,20 @@ class Region:
 
 
 class CopyRun:
-    def __init__(self, ctx: JobContext, options: FilesOptions, source: Path, target: Path, tuning: Tuning):
+    def __init__(
+        self,
+        ctx: JobContext,
+        options: FilesOptions,
+        source: Path,
+        target: Path,
+        tuning: Tuning,
+        helpers: Helpers | None = None,
+    ) -> None:
         self._ctx = ctx
         self._tuning = tuning
         self._roots = Roots(source, target, options, options.excluder)
         fsync = options.durability is Durability.FILE
-        self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping)
+        self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping, helpers)
         self._store = Store(ctx.db, ctx.spec.job_id)
         self._lock = threading.Lock()
         self._db_lock = threading.Lock()
@@ -75,8 +84,9 @@ class CopyRun:
         self._continuations: deque[Region] = deque()
         self._small: deque[FileTask] = deque()
         self._relist: set[str] = set()
-        self._large = LargeFiles(self._env, tuning.range_size, self._counters, self._journal, self._lock,
-                                 self._file_done)  # fmt: skip
+        self._large = LargeFiles(
+            self._env, tuning.range_size, self._counters, self._journal, self._lock, self._file_done
+        )
         self._rescan_after: set[str] = set()
         self._inflight = 0
         self._refilling = False

@@ -11,6 +11,7 @@ from app.db.session import Database
 from app.engines.base import InvalidField, JobContext, JobFailed, JobRun, Purpose
 from app.engines.files.copyrun import CopyRun
 from app.engines.files.counters import empty_fields
+from app.engines.files.helpers import Helpers
 from app.engines.files.options import parse_options
 from app.engines.files.paths import validate_paths
 from app.engines.files.regions import record_pending_region
@@ -25,6 +26,7 @@ class FilesEngine:
 
     def __init__(self, tuning: Tuning | None = None) -> None:
         self.tuning = tuning or Tuning()
+        self.helpers = Helpers() if self.tuning.helpers else None
 
     def validate(
         self, source: str, target: str, options: Mapping[str, Any], allowed_roots: tuple[Path, ...]
@@ -46,7 +48,7 @@ class FilesEngine:
             verify = VerifyRun(ctx, options, source, target, self.tuning)
             verify.start()
             return verify
-        run = CopyRun(ctx, options, source, target, self.tuning)
+        run = CopyRun(ctx, options, source, target, self.tuning, self.helpers)
         run.start()
         return run
 

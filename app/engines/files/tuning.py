@@ -22,3 +22,5 @@ class Tuning:
     frontier_bound: int = 10_000
     #: Spilled regions taken back per refill.
     refill: int = 2_000
+    #: Copy small-file batches in helper processes (see :mod:`app.engines.files.helpers`).
+    helpers: bool = True

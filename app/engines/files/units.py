@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.engines.base import WorkerSlot
 from app.engines.files.copy import Interrupted, copy_file, copy_range, create_temp, land_large, same_content
+from app.engines.files.helpers import HelperLost, Helpers
 from app.engines.files.listing import FileTask, Listing, StepResult, reason
 from app.engines.files.policy import split_ranges
 from app.pool.bandwidth import BandwidthLimiter
@@ -29,6 +30,8 @@ class Env:
     fsync: bool
     limiter: BandwidthLimiter
     stopping: threading.Event
+    #: Where small-file batches run; None: on the pool thread itself.
+    helpers: Helpers | None = None
 
 
 class Outcome(Enum):
@@ -56,7 +59,8 @@ def touch(path: Path, task: FileTask) -> None:
 
 @dataclass(slots=True)
 class BatchUnit:
-    """Small files, copied (or compared, then copied) one after another."""
+    """Small files, copied (or compared, then copied) one after another, in a helper process
+    when the run has helpers (see :mod:`app.engines.files.helpers`)."""
 
     env: Env
     tasks: list[FileTask]
@@ -65,21 +69,48 @@ class BatchUnit:
 
     def run(self, slot: WorkerSlot) -> None:
         env = self.env
-        for task in self.tasks:
+        results: list[tuple[Outcome, int, str]] | None = None
+        if env.helpers is not None:
+            # The helper cannot see the shared limits: take the batch's bytes here, up front.
+            env.limiter.acquire(sum(task.meta.size for task in self.tasks), env.stopping)
             if env.stopping.is_set():
                 return
-            src, dst = env.source / task.relpath, env.target / task.relpath
             try:
-                if task.compare and same_content(src, dst):
-                    touch(dst, task)
-                    self.outcomes.append((task, Outcome.EQUAL, task.meta.size, ""))
-                    continue
-                size = copy_file(src, dst, env.limiter, env.stopping, env.fsync)
-                self.outcomes.append((task, Outcome.COPIED, size, ""))
-            except Interrupted:
-                return
-            except OSError as exc:
-                self.outcomes.append((task, Outcome.FAILED, 0, reason(exc)))
+                results = env.helpers.call(copy_small_files, env.source, env.target, self.tasks, env.fsync)
+            except HelperLost:
+                results = None  # copy it here instead; files it landed compare equal
+        if results is None:
+            results = copy_small_files(env.source, env.target, self.tasks, env.fsync, env.limiter, env.stopping)
+        self.outcomes.extend((task, *result) for task, result in zip(self.tasks, results, strict=False))
+
+
+def copy_small_files(
+    source: Path,
+    target: Path,
+    tasks: list[FileTask],
+    fsync: bool,
+    limiter: BandwidthLimiter | None = None,
+    stopping: threading.Event | None = None,
+) -> list[tuple[Outcome, int, str]]:
+    """Copy ``tasks`` in order; one ``(outcome, bytes, reason)`` each, fewer if stopped early."""
+    results: list[tuple[Outcome, int, str]] = []
+    limiter = limiter or BandwidthLimiter(0)
+    stopping = stopping or threading.Event()
+    for task in tasks:
+        if stopping.is_set():
+            break
+        src, dst = source / task.relpath, target / task.relpath
+        try:
+            if task.compare and same_content(src, dst):
+                touch(dst, task)
+                results.append((Outcome.EQUAL, task.meta.size, ""))
+                continue
+            results.append((Outcome.COPIED, copy_file(src, dst, limiter, stopping, fsync), ""))
+        except Interrupted:
+            break
+        except OSError as exc:
+            results.append((Outcome.FAILED, 0, reason(exc)))
+    return results
 
 
 class Phase(Enum):
@@ -111,8 +142,13 @@ class LargeFile:
     def payload(self) -> dict[str, object]:
         """The ``partial`` row: enough to continue mid-file after a restart."""
         meta = self.task.meta
-        return {"temp": self.temp.name if self.temp else None, "size": meta.size,
-                "mtime": meta.mtime_ns, "rangeSize": self.range_size, "done": sorted(self.done)}  # fmt: skip
+        return {
+            "temp": self.temp.name if self.temp else None,
+            "size": meta.size,
+            "mtime": meta.mtime_ns,
+            "rangeSize": self.range_size,
+            "done": sorted(self.done),
+        }
 
 
 @dataclass(slots=True)
