@@ -87,15 +87,33 @@ class Servers:
         self.pids.append(int(pidfile.read_text()))
         return f"nbd+unix:///?socket={sock}"
 
+    def revive(self) -> int:
+        """Start again, on its socket, every nbdkit that died; how many did.
+
+        nbdkit 1.32 can abort when a client vanishes with replies pending (a kill -9 of ferry
+        mid-copy is exactly that); a real operator restarts it, and so does a test.
+        """
+        revived = 0
+        for index, proc in enumerate(self.procs):
+            if proc.poll() is not None and proc.args[0] == "nbdkit":
+                sock = Path(proc.args[proc.args.index("-U") + 1])
+                sock.unlink(missing_ok=True)
+                self.procs[index] = self._spawn(list(proc.args), sock)
+                revived += 1
+        return revived
+
     def _start(self, cmd: list[str], sock: Path) -> str:
+        self.procs.append(self._spawn(cmd, sock))
+        return f"nbd+unix:///?socket={sock}"
+
+    def _spawn(self, cmd: list[str], sock: Path) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.procs.append(proc)
         deadline = time.monotonic() + 10
         while not listening(sock):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{cmd[0]} did not start: {' '.join(cmd)}")
             time.sleep(0.02)
-        return f"nbd+unix:///?socket={sock}"
+        return proc
 
     def stop(self) -> None:
         for pid in self.pids:
