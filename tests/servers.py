@@ -83,17 +83,24 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{env['FERRY_PORT']}"
         self.output = log.open("ab")
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT)
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+        try:
+            self._wait_ready(log)
+        except BaseException:
+            self.close()  # never leave a server behind, least of all on a fixed port
+            raise
+
+    def _wait_ready(self, log: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             assert self.proc.poll() is None, f"server exited at start; see {log}"
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    break
+                if self.client.get("/readyz", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, f"server did not become ready; see {log}"
             time.sleep(0.1)
-        self.client = httpx.Client(base_url=self.url, timeout=10)
 
     def migration(self, job_id: str) -> dict[str, Any]:
         return dict(self.client.get(f"/migrations/{job_id}").json())
