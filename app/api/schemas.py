@@ -53,6 +53,11 @@ class PoolShare(Wire):
     active: int
 
 
+class Failure(Wire):
+    path: str
+    reason: str
+
+
 class Migration(Wire):
     migration_id: str
     kind: str
@@ -68,6 +73,8 @@ class Migration(Wire):
     start_time: datetime | None
     complete_time: datetime | None
     pool: PoolShare
+    #: The latest entries that could not be copied (counted in filesFailed); retried next pass.
+    failures: list[Failure] = Field(default_factory=list)
 
 
 class Property(Wire):

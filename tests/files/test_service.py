@@ -155,3 +155,17 @@ def test_interrupted_ferry_serve_resumes_exactly(database_url: str, tmp_path: Pa
     after = landed(data / "dst")
     recopied = [rel for rel, ino in before.items() if after.get(rel) != ino]
     assert recopied == [], f"copied again after the restart: {recopied[:5]}"
+
+
+def test_entries_not_copied_are_listed_on_the_migration(api: LiveServer, tmp_path: Path) -> None:
+    """An entry ferry cannot copy (a FIFO here) does not fail the migration: it is counted in
+    filesFailed and named, with the reason, in the migration's failures."""
+    data = tmp_path / "data"
+    write(data / "src" / "ok.txt", "fine")
+    os.mkfifo(data / "src" / "pipe")
+    body = {"migrationId": "odd", "kind": "files", "source": str(data / "src"), "target": str(data / "dst")}
+    assert api.client.post("/migrations", json=body).status_code == 201
+    done = api.wait_for("odd", {"COMPLETED"})
+    assert done["progress"]["filesFailed"] == 1
+    assert done["failures"] == [{"path": "pipe", "reason": "not a regular file, directory or symlink: not copied"}]
+    assert (data / "dst" / "ok.txt").read_text() == "fine"

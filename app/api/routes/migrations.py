@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
 from app.api.deps import ServicesDep
-from app.api.schemas import Discrepancy, Migration, MigrationCreate, MigrationPatch, PoolShare, Verification
+from app.api.schemas import Discrepancy, Failure, Migration, MigrationCreate, MigrationPatch, PoolShare, Verification
 from app.errors import InvalidValue
 from app.policy.percent import format_percent
 from app.policy.properties import SCAN_PERCENTAGE
@@ -44,6 +44,7 @@ def to_wire(view: JobView) -> Migration:
         created_time=row.created_at,
         start_time=row.started_at,
         complete_time=row.completed_at,
+        failures=_failures(row.checkpoint),
         pool=PoolShare(
             percentage=format_percent(view.grant.percentage),
             percentage_source=view.grant.source,
@@ -52,6 +53,14 @@ def to_wire(view: JobView) -> Migration:
             active=view.active,
         ),
     )
+
+
+def _failures(checkpoint: dict[str, Any] | None) -> list[Failure]:
+    """What the engine recorded as not copied, as of its last checkpoint (at most seconds old)."""
+    entries = (checkpoint or {}).get("failures") or []
+    return [
+        Failure(path=str(e["path"]), reason=str(e["reason"])) for e in entries if isinstance(e, dict) and "path" in e
+    ]
 
 
 def _definition(body: MigrationCreate) -> JobDefinition:
