@@ -11,13 +11,14 @@ def confine(path: str, roots: tuple[Path, ...]) -> Path:
 
     Raises ValueError with a message fit for an operator otherwise. The path need not exist.
     """
-    if not path or not os.path.isabs(path):
+    if not isinstance(path, str) or not path.strip() or not os.path.isabs(path):
         raise ValueError(f"{path!r} is not an absolute path")
     if "\x00" in path:
         raise ValueError("a path may not contain a NUL character")
     resolved = Path(os.path.realpath(path))
-    for root in roots:
+    real_roots = [Path(os.path.realpath(root)) for root in roots]
+    for root in real_roots:
         if resolved == root or resolved.is_relative_to(root):
             return resolved
-    allowed = ":".join(str(root) for root in roots)
+    allowed = ":".join(str(root) for root in real_roots) or "(none configured)"
     raise ValueError(f"{path!r} resolves to {str(resolved)!r}, outside the allowed roots ({allowed})")

@@ -97,6 +97,9 @@ class JobService:
             )
         except InvalidField as exc:
             raise InvalidValue(exc.field, exc.message) from None
+        except (ValueError, OSError) as exc:  # an input the engine did not foresee: still the input's fault
+            log.warning("engine refused a definition without naming a field", action="validate_error", error=repr(exc))
+            raise InvalidValue("definition", f"the {definition.kind} engine refused it: {exc}") from None
         return JobDefinition(
             definition.kind,
             definition.source,

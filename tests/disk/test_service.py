@@ -55,6 +55,8 @@ def test_copy_and_verify_over_http(api: LiveServer, servers: Servers, tmp_path: 
     [
         ("nbd+unix:///?socket=/nonexistent.sock", "{data}/x.raw", "source"),
         ("http://example/disk", "{data}/x.raw", "source"),
+        ("nbd+unix:///?socket=/a\x00b", "{data}/x.raw", "source"),
+        ("nbd://[::1/x", "{data}/x.raw", "source"),
         ("{nbd}", "/etc/ferry-test.raw", "target"),
         ("{nbd}", "relative.raw", "target"),
     ],
@@ -129,3 +131,12 @@ def test_kill_9_of_ferry_serve_resumes_with_only_the_rest(database_url: str, ser
     assert at_kill["progress"]["bytesCopied"] < copied
     assert second < copied, f"read all {copied} bytes again: the checkpoint was not used"
     assert total + second >= copied
+
+
+def test_odd_targets_are_422_not_500(api: LiveServer, servers: Servers, tmp_path: Path) -> None:
+    """A NUL byte or a directory as a disk target is a 422 naming the target."""
+    source = servers.nbdkit("memory", "size=1M")
+    for odd in (f"{tmp_path}/data/a\x00b", str(tmp_path / "data")):
+        response = api.client.post("/migrations", json={"kind": "disk", "source": source, "target": odd})
+        assert response.status_code == 422, (odd, response.text)
+        assert response.json()["detail"].startswith("target")

@@ -169,3 +169,15 @@ def test_entries_not_copied_are_listed_on_the_migration(api: LiveServer, tmp_pat
     assert done["progress"]["filesFailed"] == 1
     assert done["failures"] == [{"path": "pipe", "reason": "not a regular file, directory or symlink: not copied"}]
     assert (data / "dst" / "ok.txt").read_text() == "fine"
+
+
+@pytest.mark.parametrize("field", ["source", "target"])
+def test_nul_and_odd_paths_are_422_not_500(api: LiveServer, tmp_path: Path, field: str) -> None:
+    """A NUL byte, whitespace or a non-path in either path is a 422 naming the field."""
+    data = tmp_path / "data"
+    (data / "src").mkdir(parents=True)
+    for odd in (f"{data}/a\x00b", "   ", "nbd://x/y"):
+        body = {"kind": "files", "source": str(data / "src"), "target": str(data / "dst"), field: odd}
+        response = api.client.post("/migrations", json=body)
+        assert response.status_code == 422, (odd, response.text)
+        assert response.json()["detail"].startswith(field)

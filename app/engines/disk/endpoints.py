@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import nbd
 
 from app.engines.base import InvalidField
+from app.paths import confine
 
 ALLOCATION = "base:allocation"
 #: Largest block-status window asked for at once (servers may answer less; we loop).
@@ -24,16 +25,24 @@ class ConnectError(Exception):
 
 
 def is_nbd_uri(text: str) -> bool:
-    return urlsplit(text).scheme in ("nbd", "nbd+unix", "nbds", "nbds+unix")
+    """Whether ``text`` names an NBD server (its scheme says so; whether it parses comes later)."""
+    scheme, separator, _ = text.partition("://")
+    return bool(separator) and scheme in ("nbd", "nbd+unix", "nbds", "nbds+unix")
 
 
 def check_nbd_uri(field: str, uri: str) -> None:
     """Reject URIs libnbd would only refuse later, with a message the operator can act on."""
-    parts = urlsplit(uri)
+    if "\x00" in uri:
+        raise InvalidField(field, "the URI contains a NUL character")
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise InvalidField(field, f"not a valid URI: {exc}") from None
     if parts.scheme in ("nbd+unix", "nbds+unix"):
         if parts.netloc or not parse_qs(parts.query).get("socket"):
             raise InvalidField(field, "expected nbd+unix:///EXPORT?socket=/path/to/socket")
-    elif not parts.hostname:
+    elif not hostname:
         raise InvalidField(field, "expected nbd://HOST[:PORT]/EXPORT")
 
 
@@ -117,9 +126,10 @@ def resolve_path(text: str, allowed_roots: tuple[Path, ...]) -> PathTarget:
     """Resolve a file or device target (symlinks and ``..``) and keep it inside the roots."""
     if not text.startswith("/"):
         raise InvalidField("target", "expected an NBD URI or an absolute path")
-    path = Path(text).resolve()
-    if not any(path == root.resolve() or path.is_relative_to(root.resolve()) for root in allowed_roots):
-        raise InvalidField("target", f"{path} is outside the allowed roots")
+    try:
+        path = confine(text, allowed_roots)
+    except ValueError as exc:
+        raise InvalidField("target", str(exc)) from None
     if not path.exists():
         if not path.parent.is_dir():
             raise InvalidField("target", f"directory {path.parent} does not exist")

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from app.engines.base import InvalidField
+from app.paths import confine
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -19,19 +20,10 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _resolve(field: str, text: str, allowed_roots: tuple[Path, ...]) -> Path:
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidField(field, "an absolute directory path is required")
-    if "\x00" in text:
-        raise InvalidField(field, "the path contains a NUL character")
-    path = Path(text)
-    if not path.is_absolute():
-        raise InvalidField(field, f"{text!r} is not an absolute path")
-    resolved = Path(os.path.realpath(path))
-    roots = [Path(os.path.realpath(root)) for root in allowed_roots]
-    if not any(_inside(resolved, root) for root in roots):
-        allowed = ":".join(str(root) for root in roots) or "(none configured)"
-        raise InvalidField(field, f"{text!r} resolves to {resolved}, outside the allowed roots {allowed}")
-    return resolved
+    try:
+        return confine(text, allowed_roots)
+    except ValueError as exc:
+        raise InvalidField(field, str(exc)) from None
 
 
 def _check_source(path: Path, text: str) -> None:
