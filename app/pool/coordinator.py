@@ -25,8 +25,9 @@ from app.engines.base import Engine, JobContext, JobSpec, Purpose, Unit
 from app.policy.allocation import Claim, Priority
 from app.policy.properties import DEFAULT_CONFIG, RuntimeConfig
 from app.policy.states import Action, State, next_state
+from app.pool import ledger
 from app.pool.bandwidth import BandwidthLimiter
-from app.pool.pool import ScanPool
+from app.pool.pool import ScanPool, UnitObserver
 from app.pool.rates import RateWindow
 from app.pool.run import Outcome, RunHandle, StopReason
 from app.pool.totals import Totals
@@ -65,7 +66,7 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._last_save = self._last_config = 0.0
         self.drain_deadline: float | None = None
-        self.unit_observers: list[Any] = []
+        self.unit_observers: list[UnitObserver] = []
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -274,28 +275,7 @@ class Coordinator:
     def _record_copy(self, run: RunHandle, outcome: Outcome, run_number: int) -> None:
         progress = run.progress_fields()
         self.totals.run_ended(run.job_id, progress)
-        saved: dict[str, Any] = {"progress": progress, "owner": None}
-        checkpoint = run.checkpoint()
-        if checkpoint is not None:
-            saved["checkpoint"] = checkpoint
-        with self.db.session() as session:
-            job_queries.save_run_state(session, run.job_id, run_number, **saved)
-            now = utcnow()
-            if outcome is Outcome.COMPLETED:
-                moved = job_queries.move(
-                    session,
-                    run.job_id,
-                    State.RUNNING,
-                    State.COMPLETED,
-                    completed_at=now,
-                    passes=CopyJobRow.passes + 1,
-                )
-            elif outcome is Outcome.FAILED:
-                moved = job_queries.move(
-                    session, run.job_id, State.RUNNING, State.FAILED, completed_at=now, error=run.error
-                )
-            else:
-                moved = outcome is not Outcome.INTERRUPTED
+        moved = ledger.record_copy(self.db, run, outcome, run_number, progress)
         log.info(
             "migration run ended",
             action=f"run_{outcome.value.lower()}",
@@ -305,18 +285,7 @@ class Coordinator:
         )
 
     def _record_verification(self, run: RunHandle, outcome: Outcome) -> None:
-        progress = run.progress()
-        with self.db.session() as session:
-            row = session.get(VerificationRow, run.job_id)
-            if row is None:
-                return
-            row.completed_at = utcnow()
-            row.counts = dict(progress.fields) if progress is not None else {}
-            if outcome is Outcome.COMPLETED:
-                row.status = "COMPLETED"
-            else:
-                row.status = "FAILED"
-                row.error = run.error or f"verification {outcome.value.lower()}; verify again"
+        ledger.record_verification(self.db, run, outcome)
         log.info("verification ended", action="verify_ended", migration_id=run.job_id, outcome=outcome.value)
 
     # -- sampling and saving -------------------------------------------------------------------
@@ -336,14 +305,9 @@ class Coordinator:
         for run in self.pool.runs():
             purpose, run_number = self._purposes.get(run.job_id, (Purpose.VERIFY, 0))
             if purpose is Purpose.COPY and not run.settled():
-                entries.append((run, run_number, run.progress_fields(), run.checkpoint()))
-        with self.db.session() as session:
-            now = utcnow()
-            for run, run_number, progress, checkpoint in entries:
-                values: dict[str, Any] = {"progress": progress, "heartbeat_at": now}
-                if checkpoint is not None:
-                    values["checkpoint"] = checkpoint
-                job_queries.save_run_state(session, run.job_id, run_number, **values)
+                entries.append((run.job_id, run_number, run.progress_fields(), run.checkpoint()))
+        if entries:
+            ledger.save_progress(self.db, entries)
 
     def _unit_observed(self, run: RunHandle, unit: Unit, seconds: float, ok: bool) -> None:
         self.totals.unit_done(ok)
