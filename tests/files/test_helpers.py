@@ -60,3 +60,27 @@ def test_the_engine_copies_through_helpers_exactly(harness: Harness, src: Path, 
     assert result.progress["filesCopied"] == 300
     assert_same_tree(src, dst)
     assert temp_files(dst) == []
+
+
+def test_listings_in_helpers_act_as_in_threads(harness: Harness, src: Path, dst: Path) -> None:
+    """Small directories listed whole in helper processes still create directories and links,
+    honour exclusions, delete (with targetMatch) what the source lacks, and count all of it."""
+    write(src / "keep" / "a.txt", "a")
+    write(src / "keep" / "skip.tmp", "excluded")
+    os.symlink("a.txt", src / "keep" / "link")
+    os.symlink("nowhere", src / "keep" / "dangling")
+    (src / "empty").mkdir()
+    write(dst / "keep" / "stale.txt", "only on the target")
+    write(dst / "gone" / "old.txt", "a directory only on the target")
+    harness.engine = FilesEngine(Tuning())
+    assert harness.engine.helpers is not None
+    try:
+        job = harness.job(src, dst, targetMatch=True, exclusions=["*.tmp"])
+        result = harness.run(job)
+    finally:
+        harness.engine.helpers.close()
+    assert result.outcome is Outcome.COMPLETED, result.error
+    assert_same_tree(src, dst, ignore=lambda rel: rel.endswith(".tmp"))
+    assert not (dst / "keep" / "skip.tmp").exists()
+    assert os.readlink(dst / "keep" / "dangling") == "nowhere"
+    assert result.progress["filesDeleted"] == 3  # stale.txt, gone/ and gone/old.txt

@@ -162,7 +162,7 @@ class CopyRun:
             )
             listing = Listing(self._roots, relpath, fresh=fresh, relist=relist, keep=keep)
             self._regions[relpath] = Region(relpath, listing, relist)
-            return ListUnit(listing, self._tuning.list_step)
+            return ListUnit(listing, self._tuning.list_step, self._env.helpers)
         return None
 
     def _batch(self) -> BatchUnit:

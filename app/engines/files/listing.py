@@ -22,6 +22,8 @@ from app.engines.files.exclude import Excluder
 from app.engines.files.options import ActionPolicy, FilesOptions
 from app.engines.files.policy import Action, Kind, Meta, decide
 
+#: A directory no larger than this (st_size; about 2000 entries on ext4) is listed in one unit.
+SMALL_DIRECTORY_BYTES = 64 * 1024
 #: Open a directory to list it and to reach its entries by name.
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 
@@ -139,6 +141,18 @@ class Listing:
                 os.unlink(name, dir_fd=self._dst_fd)
                 self._target_names.discard(name)
         self._entries = os.scandir(self._src_fd)
+
+    @property
+    def unopened(self) -> bool:
+        return self._entries is None and self._src_fd is None
+
+    def is_small(self) -> bool:
+        """Whether the source directory is small enough to list in one unit (by its size on disk,
+        which grows with its entries; a directory that cannot be read is not small)."""
+        try:
+            return os.stat(self.src_dir).st_size <= SMALL_DIRECTORY_BYTES
+        except OSError:
+            return False
 
     def step(self, limit: int) -> StepResult:
         result = StepResult()

@@ -7,6 +7,7 @@ state; units never touch the run's state themselves.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,13 +43,27 @@ class Outcome(Enum):
 
 @dataclass(slots=True)
 class ListUnit:
+    """A step of a directory listing; a small directory is listed whole in a helper process."""
+
     listing: Listing
     step_entries: int
+    helpers: Helpers | None = None
     result: StepResult | None = None
     name: str = "list"
 
     def run(self, slot: WorkerSlot) -> None:
+        if self.helpers is not None and self.listing.unopened and self.listing.is_small():
+            try:
+                self.result = self.helpers.call(list_whole, self.listing)
+                return
+            except HelperLost:
+                pass  # list it here instead
         self.result = self.listing.step(self.step_entries)
+
+
+def list_whole(listing: Listing) -> StepResult:
+    """In a helper: list a (small) directory from start to end in one step."""
+    return listing.step(sys.maxsize)
 
 
 def touch(path: Path, task: FileTask) -> None:
