@@ -108,8 +108,11 @@ def scenario(
     source_args = (*(f"--filter={f}" for f in filters), *plugin, *params)
     times: dict[str, float] = {}
     with nbdkit(tmp, f"src-{name}", *source_args) as source:
-        for tool in ("ferry", "nbdcopy", *(("ferry-1conn",) if single else ())):
-            for attempt in range(repeat):
+        tools = ["ferry", "nbdcopy", *(["ferry-1conn"] if single else [])]
+        for attempt in range(repeat):
+            # Take turns, starting with a different tool each round: the disk's speed drifts.
+            shift = attempt % len(tools)
+            for tool in tools[shift:] + tools[:shift]:
                 seconds = _fresh_target(tmp, f"{name}-{tool}-{attempt}", tool, source, size, to_memory)
                 times[tool] = min(times.get(tool, seconds), seconds)
     report(name, times["ferry"], times["nbdcopy"])
