@@ -181,8 +181,9 @@ class ScanPool:
                     ok = run.run_unit(unit, slot)
                     if self._on_unit is not None:
                         self._on_unit(run, unit, time.perf_counter() - started, ok)
-            except Exception:
+            except Exception as exc:  # an engine bug (next_unit raised): fail the job, keep the thread
                 log.exception("pool worker error", action="worker_error", migration_id=run.job_id)
+                run.fail(f"internal error in the {run.kind} engine: {exc!r}")
             finally:
                 with self._cond:
                     self._release(run)

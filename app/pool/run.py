@@ -189,6 +189,7 @@ class RunHandle:
                 if self.stop_reason is None:
                     self.stop_reason = StopReason.FAILURE
         self.ctx.stopping.set()
+        self._report_if_settled()
 
     def settled(self) -> bool:
         with self._lock:

@@ -210,3 +210,21 @@ def test_a_stopping_run_hands_its_threads_to_the_others(pool: ScanPool, db: Data
     assert pool.peak_active <= 4
     pool.stop("second", StopReason.USER)
     wait_until(second.settled)
+
+
+def test_an_engine_that_cannot_hand_out_work_fails_the_job(pool: ScanPool, db: Database) -> None:
+    """A bug in an engine's next_unit ends the job FAILED with the reason, instead of a pool
+    thread retrying it forever."""
+    engine = FakeEngine()
+    run = make_run(engine, db, "buggy", pool=pool, units=1000, unitSeconds=0.01)
+    pool.add(run)
+    wait_until(lambda: "buggy" in engine.runs)
+
+    def broken() -> None:
+        raise RuntimeError("next_unit exploded")
+
+    engine.runs["buggy"].next_unit = broken  # type: ignore[method-assign,assignment]
+    wait_until(run.settled, timeout=5)
+    assert run.outcome() is Outcome.FAILED
+    assert run.error is not None
+    assert "next_unit exploded" in run.error
