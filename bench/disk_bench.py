@@ -34,6 +34,7 @@ from app.policy.units import parse_size
 from bench.serving import FerryServer, ferry_server
 
 MB = 1_000_000
+SCENARIOS = ("file", "memory", "delay", "rate", "incremental")
 
 
 def listening(path: Path) -> bool:
@@ -164,6 +165,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--size", default="4GiB", help="virtual disk size, e.g. 512MiB, 4G (default 4GiB)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best counts (default 2)")
     parser.add_argument("--dir", default="/var/tmp", help="where target files go (default /var/tmp)")
+    parser.add_argument(
+        "--only", action="append", choices=SCENARIOS, help="run only this scenario (repeatable; default all)"
+    )
     args = parser.parse_args(argv)
     size = parse_size(re.sub(r"([KMGT])$", r"\1iB", args.size))[0]
     with (
@@ -172,13 +176,19 @@ def main(argv: list[str]) -> None:
     ):
         Ferry.server = server
         tmp = Path(tmpdir)
-        n = args.repeat
-        full = scenario(tmp, "file", size, (), (), to_memory=False, repeat=n)["ferry"]
-        scenario(tmp, "memory", size, (), (), to_memory=True, repeat=n)
-        scenario(tmp, "delay", size, ("delay",), ("rdelay=1ms",), to_memory=False, repeat=n)
-        rate = ("connection-rate=1200M",)
-        scenario(tmp, "rate", size, ("rate",), rate, to_memory=False, single=True, repeat=n)
-        incremental(tmp, size, full)
+        n, only = args.repeat, set(args.only or SCENARIOS)
+        full = None
+        if "file" in only or "incremental" in only:
+            full = scenario(tmp, "file", size, (), (), to_memory=False, repeat=n)["ferry"]
+        if "memory" in only:
+            scenario(tmp, "memory", size, (), (), to_memory=True, repeat=n)
+        if "delay" in only:
+            scenario(tmp, "delay", size, ("delay",), ("rdelay=1ms",), to_memory=False, repeat=n)
+        if "rate" in only:
+            rate = ("connection-rate=1200M",)
+            scenario(tmp, "rate", size, ("rate",), rate, to_memory=False, single=True, repeat=n)
+        if "incremental" in only:
+            incremental(tmp, size, full)
 
 
 if __name__ == "__main__":
