@@ -24,6 +24,10 @@ from app.engines.disk.work import Outcome
 
 #: Granularity of zero detection inside a data chunk.
 ZERO_BLOCK = 64 * 1024
+#: Largest read request: a chunk (4 MiB by default) goes out as several. Servers answer each
+#: request whole, so smaller requests let replies, and the writes after them, start sooner;
+#: 1 MiB measured up to 1.5x faster than whole 4 MiB chunks into a fresh nbdkit memory export.
+READ_REQUEST = 1024 * 1024
 #: Seconds without any reply, with requests in flight, before the connection counts as dead.
 REPLY_TIMEOUT = 60.0
 
@@ -32,6 +36,9 @@ REPLY_TIMEOUT = 60.0
 Throttle = Callable[[int], None]
 #: Hears of each chunk the moment its last write completed.
 OnDone = Callable[[Outcome], None]
+#: Up to this many more chunks for the batch, asked for whenever a buffer is free and nothing
+#: is pending ([] when there are none).
+Refill = Callable[[int], list[Chunk]]
 
 
 class ConnectionLost(Exception):
@@ -45,7 +52,6 @@ class _Job:
     writes_left: int = 0
     copied: int = 0
     zeroed: int = 0
-    skipped: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -61,9 +67,10 @@ class BatchResult:
 
 class _Pipeline:
     def __init__(self, lane: Lane, chunks: list[Chunk], stopping: threading.Event,
-                 throttle: Throttle, on_done: OnDone) -> None:  # fmt: skip
+                 throttle: Throttle, on_done: OnDone, refill: Refill) -> None:  # fmt: skip
         self.lane = lane
         self.pending = deque(chunks)
+        self.refill = refill
         self.free = list(lane.buffers)
         self.stopping = stopping
         self.throttle = throttle
@@ -86,6 +93,8 @@ class _Pipeline:
         return BatchResult(self.failed, list(self.pending))
 
     def _start_more(self) -> None:
+        if not self.pending and self.free and not self.stopping.is_set():
+            self.pending.extend(self.refill(len(self.free)))
         while self.pending and not self.stopping.is_set():
             chunk = self.pending[0]
             if chunk.kind is ChunkKind.ZERO:
@@ -96,17 +105,25 @@ class _Pipeline:
                 return
 
     def _start_read(self, job: _Job) -> None:
+        """Read the chunk in requests of at most READ_REQUEST bytes; it is read when all are."""
         assert job.buffer is not None
         self.throttle(job.chunk.length)
         self.busy.add(job)
         view = memoryview(job.buffer.to_buffer())[: job.chunk.length]
+        pieces = range(0, job.chunk.length, READ_REQUEST)
+        state = {"left": len(pieces), "err": 0}
 
         def read_done(error: object) -> int:
-            self.reads.append((job, int(error.value)))  # type: ignore[attr-defined]
+            state["left"] -= 1
+            state["err"] = state["err"] or int(error.value)  # type: ignore[attr-defined]
+            if state["left"] == 0:
+                self.reads.append((job, state["err"]))
             return 1
 
         try:
-            self.lane.source.aio_pread(nbd.Buffer.from_buffer(view), job.chunk.offset, read_done)
+            for start in pieces:
+                piece = nbd.Buffer.from_buffer(view[start : start + READ_REQUEST])
+                self.lane.source.aio_pread(piece, job.chunk.offset + start, read_done)
         except nbd.Error as exc:
             raise ConnectionLost(f"source: {exc.string}") from None
 
@@ -114,10 +131,6 @@ class _Pipeline:
         self.busy.add(job)
         chunk, sink = job.chunk, self.lane.sink
         try:
-            if sink.known_zero(chunk.offset, chunk.length):
-                job.skipped = chunk.length
-                self._finish(job)
-                return
             job.writes_left = 1
             sink.zero(chunk.offset, chunk.length, self._write_done(job, chunk.length, zero=True))
         except nbd.Error as exc:
@@ -165,7 +178,7 @@ class _Pipeline:
         self.busy.discard(job)
         if job.buffer is not None:
             self.free.append(job.buffer)
-        outcome = Outcome(job.chunk, job.copied, job.zeroed, job.skipped, "; ".join(job.errors) or None)
+        outcome = Outcome(job.chunk, job.copied, job.zeroed, "; ".join(job.errors) or None)
         if outcome.error is None:
             self.on_done(outcome)
         else:
@@ -186,6 +199,9 @@ class _Pipeline:
 
 def wait_on(handles: list[nbd.NBD], timeout: float) -> None:
     """Block until at least one handle made progress; ConnectionLost if one died or fell silent."""
+    if len(handles) == 1:
+        _wait_one(handles[0], timeout)
+        return
     poller = select.poll()
     by_fd: dict[int, nbd.NBD] = {}
     for handle in handles:
@@ -217,7 +233,25 @@ def wait_on(handles: list[nbd.NBD], timeout: float) -> None:
             raise ConnectionLost("the server closed the connection")
 
 
-def copy_batch(lane: Lane, chunks: list[Chunk], stopping: threading.Event,
-               throttle: Throttle, on_done: OnDone) -> BatchResult:  # fmt: skip
-    """Copy ``chunks`` on ``lane``; ``on_done`` hears of each chunk as its last write completes."""
-    return _Pipeline(lane, chunks, stopping, throttle, on_done).run()
+def _wait_one(handle: nbd.NBD, timeout: float) -> None:
+    """One handle: libnbd's own poll does the waiting and the reading, with the GIL released."""
+    deadline = time.monotonic() + timeout
+    try:
+        while handle.poll(1000) == 0:
+            if time.monotonic() > deadline:
+                raise ConnectionLost(f"no reply for {timeout:g} s")
+    except nbd.Error as exc:
+        raise ConnectionLost(exc.string) from None
+    if handle.aio_is_dead() or handle.aio_is_closed():
+        raise ConnectionLost("the server closed the connection")
+
+
+def copy_batch(lane: Lane, chunks: list[Chunk], stopping: threading.Event, throttle: Throttle,
+               on_done: OnDone, refill: Refill = lambda _: []) -> BatchResult:  # fmt: skip
+    """Copy ``chunks`` on ``lane``; ``on_done`` hears of each chunk as its last write completes.
+
+    Whenever buffers are free and nothing is pending, ``refill`` may add as many chunks, so the
+    lane's requests keep flowing instead of draining between batches, and no lane holds chunks
+    it cannot start while others run out of work at the end of the copy.
+    """
+    return _Pipeline(lane, chunks, stopping, throttle, on_done, refill).run()

@@ -70,6 +70,11 @@ def _copy_run(ctx: JobContext, options: DiskOptions, opened: opening.Opened) -> 
     queue = WorkQueue(options.max_retries, options.retry_delay)
     done = _restore(ctx.checkpoint, queue)
     data, zero = subtract(full.data, done), subtract(full.zero, done)
+    # Holes need zeroing only where the target does not already read zero (a new sparse file,
+    # a fresh export): asked once here, not per chunk on the lanes' connections mid-copy.
+    already = opened.sink.zero_ranges(zero)
+    queue.skip(already)
+    zero = subtract(zero, already)
     chunks = split(data, options.chunk_size, ChunkKind.DATA) + split(zero, ZERO_CHUNK, ChunkKind.ZERO)
     queue.add(sorted(chunks, key=lambda chunk: chunk.offset))
     checker = None

@@ -30,6 +30,8 @@ class Opened:
     lanes: Lanes
     #: The source connection of the first lane, for planning (on the opening thread only).
     source: nbd.NBD
+    #: The target of the first lane, for planning likewise.
+    sink: Sink
     size: int
 
 
@@ -58,7 +60,7 @@ def open_job(ctx: JobContext, options: DiskOptions, *, writable: bool) -> Opened
 
     lanes = Lanes(open_lane, None if options.parallel else 1, spec.job_id)
     lanes.add(first)
-    return Opened(lanes, source, size)
+    return Opened(lanes, source, first.sink, size)
 
 
 def _buffers(chunk_size: int) -> list[nbd.Buffer]:

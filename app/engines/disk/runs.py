@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,14 @@ from app.engines.disk.extents import Chunk, Range
 from app.engines.disk.verify import Checker, compare, next_seq, record_mismatches
 from app.engines.disk.work import Outcome, WorkQueue
 
-#: A copy unit's batch: at most this many bytes (unless one chunk is larger) or chunks.
-BATCH_BYTES = 64 * 1024 * 1024
-BATCH_CHUNKS = 16
+#: A copy unit's first batch: at most this many bytes (unless one chunk is larger) or chunks
+#: (about one pipeline's worth: later chunks are taken as buffers free up).
+BATCH_BYTES = 32 * 1024 * 1024
+BATCH_CHUNKS = 8
+#: Seconds a copy unit keeps taking more chunks onto its lane's pipeline. Draining the
+#: pipeline at every batch left the connection idle while the last replies came in; past
+#: this the unit drains and ends, so a smaller grant or a stop still takes effect quickly.
+UNIT_SECONDS = 1.0
 CHECKPOINT_VERSION = 1
 
 
@@ -37,14 +43,23 @@ class CopyUnit:
         self.completed.add(outcome.chunk)
         self.owner.queue.complete(outcome)
 
+    def _refill(self, count: int, until: float) -> list[Chunk]:
+        if time.monotonic() >= until:
+            return []
+        more = self.owner.queue.take(BATCH_BYTES, count)
+        self.chunks.extend(more)
+        return more
+
     def run(self, slot: WorkerSlot) -> None:
         lanes, ctx = self.owner.lanes, self.owner.ctx
         lane = lanes.checkout()
         if lane is None:  # the servers take no more connections: give the work back
             self.result = BatchResult([], self.chunks)
             return
+        until = time.monotonic() + UNIT_SECONDS
         try:
-            self.result = copy_batch(lane, self.chunks, ctx.stopping, self.owner.throttle, self._done)
+            self.result = copy_batch(lane, list(self.chunks), ctx.stopping, self.owner.throttle, self._done,
+                                     lambda count: self._refill(count, until))  # fmt: skip
         except BaseException:
             lanes.discard(lane)
             raise

@@ -1,4 +1,4 @@
-"""Targets as the copier sees them: write, zero, ask "already zero?", flush, read back.
+"""Targets as the copier sees them: write, zero, say where they already read zero, flush, read back.
 
 Every write or zero reports through ``done(errno)`` (0 on success): asynchronously for an NBD
 target (from inside its poll loop), at once for a file or device.
@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import nbd
 
 from app.engines.disk.endpoints import ALLOCATION, extents
+from app.engines.disk.extents import Range, normalise
+from app.engines.disk.writeback import Writeback
 
 Done = Callable[[int], None]
 
@@ -24,6 +26,10 @@ _FALLOC_FL_PUNCH_HOLE = 0x02
 _FALLOC_FL_ZERO_RANGE = 0x10
 #: Largest single write when zeroes must be sent as data.
 _ZERO_WRITE = 4 * 1024 * 1024
+#: Largest write request to an NBD target. A server serialises work per request (nbdkit's
+#: memory plugin allocates under one lock), so 4 MiB writes from four connections queued up
+#: behind each other; 1 MiB requests measured up to 1.5x faster into a fresh memory export.
+_WRITE_REQUEST = 1024 * 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -35,7 +41,7 @@ class Sink(Protocol):
 
     def write(self, view: memoryview, offset: int, done: Done) -> None: ...
     def zero(self, offset: int, length: int, done: Done) -> None: ...
-    def known_zero(self, offset: int, length: int) -> bool: ...
+    def zero_ranges(self, ranges: list[Range]) -> list[Range]: ...
     def read(self, offset: int, length: int) -> bytes: ...
     def after_poll(self) -> None: ...
     def flush(self) -> None: ...
@@ -48,6 +54,20 @@ def _retire(done: Done) -> Callable[[Any], int]:
         return 1  # retire the command: nobody calls aio_command_completed on it
 
     return completion
+
+
+def _countdown(pieces: int, done: Done) -> Done:
+    """A ``done`` for each of ``pieces`` requests that calls ``done`` once, after the last,
+    with the first error any of them had."""
+    state = {"left": pieces, "err": 0}
+
+    def piece_done(err: int) -> None:
+        state["left"] -= 1
+        state["err"] = state["err"] or err
+        if state["left"] == 0:
+            done(state["err"])
+
+    return piece_done
 
 
 class NbdSink:
@@ -66,8 +86,11 @@ class NbdSink:
             self._deferred.pop(0)()
 
     def write(self, view: memoryview, offset: int, done: Done) -> None:
-        # The Buffer shares ``view`` (no copy); the completion closure keeps it alive.
-        self._h.aio_pwrite(nbd.Buffer.from_buffer(view), offset, _retire(done))
+        # Each Buffer shares ``view`` (no copy); the completion closure keeps it alive.
+        pieces = range(0, len(view), _WRITE_REQUEST)
+        piece_done = _retire(_countdown(len(pieces), done))
+        for start in pieces:
+            self._h.aio_pwrite(nbd.Buffer.from_buffer(view[start : start + _WRITE_REQUEST]), offset + start, piece_done)
 
     def zero(self, offset: int, length: int, done: Done) -> None:
         if not self._can_zero:
@@ -92,24 +115,21 @@ class NbdSink:
     def _write_zeroes(self, offset: int, length: int, done: Done) -> None:
         if self._zeroes is None:
             self._zeroes = nbd.Buffer.from_buffer(bytearray(_ZERO_WRITE))
-        pieces = list(range(offset, offset + length, _ZERO_WRITE))
-        state = {"left": len(pieces), "err": 0}
-
-        def piece_done(err: int) -> None:
-            state["left"] -= 1
-            state["err"] = state["err"] or err
-            if state["left"] == 0:
-                done(state["err"])
-
+        pieces = range(offset, offset + length, _ZERO_WRITE)
+        piece_done = _retire(_countdown(len(pieces), done))
         whole = memoryview(self._zeroes.to_buffer())
         for start in pieces:
             size = min(_ZERO_WRITE, offset + length - start)
-            self._h.aio_pwrite(nbd.Buffer.from_buffer(whole[:size]), start, _retire(piece_done))
+            self._h.aio_pwrite(nbd.Buffer.from_buffer(whole[:size]), start, piece_done)
 
-    def known_zero(self, offset: int, length: int) -> bool:
+    def zero_ranges(self, ranges: list[Range]) -> list[Range]:
+        """The parts of ``ranges`` the export reports as reading zero (none without status)."""
         if not self._status:
-            return False
-        return all(flags & nbd.STATE_ZERO for _, _, flags in extents(self._h, ALLOCATION, offset, length))
+            return []
+        return normalise(
+            (o, n) for offset, length in ranges for o, n, flags in extents(self._h, ALLOCATION, offset, length)
+            if flags & nbd.STATE_ZERO
+        )  # fmt: skip
 
     def read(self, offset: int, length: int) -> bytes:
         return bytes(self._h.pread(length, offset))
@@ -123,7 +143,7 @@ class NbdSink:
 
 
 #: Largest single pwrite to a file target.
-_WRITE_SLICE = 256 * 1024
+_WRITE_SLICE = 1024 * 1024
 
 
 class FileSink:
@@ -134,18 +154,18 @@ class FileSink:
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self._punch = True
+        self._writeback = Writeback(self._fd)
 
     def write(self, view: memoryview, offset: int, done: Done) -> None:
         error = self._pwrite(view, offset)
         if not error:
-            # Start writing back now, so the final fsync has little left to do and a
-            # migration does not fill the page cache (other work on the host keeps its cache).
-            os.posix_fadvise(self._fd, offset, len(view), os.POSIX_FADV_DONTNEED)
+            self._writeback.wrote(offset, len(view))
         done(error)
 
     def _pwrite(self, view: memoryview, offset: int) -> int:
         """Write all of ``view`` in slices: several workers writing whole 4 MiB chunks to one
-        file contend on its inode lock; 256 KiB slices measured 4x faster with 4 workers."""
+        file contend on its inode lock (each write holds it), smaller slices cost more calls:
+        1 MiB measured best against 256 KiB, 2 MiB and 4 MiB with 4 workers."""
         try:
             while view:
                 written = os.pwrite(self._fd, view[:_WRITE_SLICE], offset)
@@ -174,13 +194,31 @@ class FileSink:
                 return
         done(0)
 
-    def known_zero(self, offset: int, length: int) -> bool:
-        """True when the file has no data in the range (a hole); devices never say so."""
+    def zero_ranges(self, ranges: list[Range]) -> list[Range]:
+        """The holes of the file within ``ranges``; a device (all data to lseek) has none."""
+        holes: list[Range] = []
         try:
-            data = os.lseek(self._fd, offset, os.SEEK_DATA)
+            for start, length in ranges:
+                at, end = start, start + length
+                while at < end:
+                    data = self._next_data(at)
+                    if data >= end:
+                        holes.append((at, end - at))
+                        break
+                    if data > at:
+                        holes.append((at, data - at))
+                    at = os.lseek(self._fd, data, os.SEEK_HOLE)
+        except OSError:
+            return []  # no hole information: zero everything, as if none were known
+        return normalise(holes)
+
+    def _next_data(self, offset: int) -> int:
+        try:
+            return os.lseek(self._fd, offset, os.SEEK_DATA)
         except OSError as exc:
-            return exc.errno == errno.ENXIO
-        return data >= offset + length
+            if exc.errno == errno.ENXIO:  # no data from here to the end of the file
+                return 2**63
+            raise
 
     def read(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)
@@ -189,6 +227,7 @@ class FileSink:
         pass
 
     def flush(self) -> None:
+        self._writeback.forget()
         os.fsync(self._fd)
 
     def close(self) -> None:

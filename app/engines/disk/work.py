@@ -56,7 +56,6 @@ class Outcome:
     chunk: Chunk
     copied: int = 0
     zeroed: int = 0
-    skipped: int = 0
     #: Why it failed, or None when every write of it completed.
     error: str | None = None
 
@@ -79,6 +78,14 @@ class WorkQueue:
             self._ready.extend(chunks)
             self.counters.extents_total += len(chunks)
             self.counters.bytes_total += sum(chunk.length for chunk in chunks)
+
+    def skip(self, ranges: list[Range]) -> None:
+        """Count ``ranges`` as done without work: the target already holds what they need."""
+        with self._lock:
+            self.done.extend(ranges)
+            skipped = sum(length for _, length in ranges)
+            self.counters.bytes_total += skipped
+            self.counters.bytes_skipped += skipped
 
     def take(self, max_bytes: int, max_chunks: int) -> list[Chunk]:
         """Up to a batch of chunks that may run now (at least one if any is ready)."""
@@ -126,7 +133,6 @@ class WorkQueue:
         self.done.append((outcome.chunk.offset, outcome.chunk.length))
         self.counters.bytes_copied += outcome.copied
         self.counters.bytes_zeroed += outcome.zeroed
-        self.counters.bytes_skipped += outcome.skipped
         self.counters.extents_done += 1
 
     def _retry(self, chunk: Chunk, error: str) -> None:
