@@ -76,6 +76,8 @@ class _Pipeline:
         self.throttle = throttle
         self.busy: set[_Job] = set()
         self.reads: list[tuple[_Job, int]] = []
+        #: Completion callbacks run so far: a wait ends as soon as this moves.
+        self.completions = 0
         self.failed: list[Outcome] = []
         self.on_done = on_done
 
@@ -114,6 +116,7 @@ class _Pipeline:
         state = {"left": len(pieces), "err": 0}
 
         def read_done(error: object) -> int:
+            self.completions += 1
             state["left"] -= 1
             state["err"] = state["err"] or int(error.value)  # type: ignore[attr-defined]
             if state["left"] == 0:
@@ -162,6 +165,7 @@ class _Pipeline:
 
     def _write_done(self, job: _Job, size: int, *, zero: bool) -> Callable[[int], None]:
         def done(error: int) -> None:
+            self.completions += 1
             if error:
                 job.errors.append(f"write at offset {job.chunk.offset}: {os.strerror(error)}")
             elif zero:
@@ -193,14 +197,17 @@ class _Pipeline:
             if self.busy and not self.reads and not any(h.aio_in_flight() for h in handles):
                 raise ConnectionLost("requests pending but none in flight")
             return
-        wait_on(waiting, REPLY_TIMEOUT)
-        self.lane.sink.after_poll()
+        seen = self.completions
+        sink = self.lane.sink
+        wait_on(waiting, REPLY_TIMEOUT, lambda: self.completions != seen or sink.has_deferred())
+        sink.after_poll()
 
 
-def wait_on(handles: list[nbd.NBD], timeout: float) -> None:
-    """Block until at least one handle made progress; ConnectionLost if one died or fell silent."""
+def wait_on(handles: list[nbd.NBD], timeout: float, settled: Callable[[], bool]) -> None:
+    """Serve the handles' sockets until ``settled()`` (a completion callback ran); ConnectionLost
+    if one died or none made progress for ``timeout`` seconds."""
     if len(handles) == 1:
-        _wait_one(handles[0], timeout)
+        _wait_one(handles[0], timeout, settled)
         return
     poller = select.poll()
     by_fd: dict[int, nbd.NBD] = {}
@@ -212,7 +219,7 @@ def wait_on(handles: list[nbd.NBD], timeout: float) -> None:
         fd = handle.aio_get_fd()
         by_fd[fd] = handle
         poller.register(fd, events)
-    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
     try:
         while True:
             ready = poller.poll(1000)
@@ -220,30 +227,44 @@ def wait_on(handles: list[nbd.NBD], timeout: float) -> None:
                 handle = by_fd[fd]
                 if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
                     handle.aio_notify_read()
-                if events & select.POLLOUT and handle.aio_get_direction() & nbd.AIO_DIRECTION_WRITE:
+                direction = handle.aio_get_direction()
+                if events & select.POLLOUT and direction & nbd.AIO_DIRECTION_WRITE:
                     handle.aio_notify_write()
+                    direction = handle.aio_get_direction()
+                # What the handle waits for next (a request still being sent, or only replies).
+                poller.modify(fd, (select.POLLIN if direction & nbd.AIO_DIRECTION_READ else 0)
+                              | (select.POLLOUT if direction & nbd.AIO_DIRECTION_WRITE else 0))  # fmt: skip
+            _check_alive(handles)
             if ready:
-                break
-            if time.monotonic() > deadline:
+                if settled():
+                    return
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > timeout:
                 raise ConnectionLost(f"no reply for {timeout:g} s")
     except nbd.Error as exc:
         raise ConnectionLost(exc.string) from None
+
+
+def _wait_one(handle: nbd.NBD, timeout: float, settled: Callable[[], bool]) -> None:
+    """One handle: libnbd's own poll does the waiting and the reading, with the GIL released."""
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            if handle.poll(1000):
+                _check_alive([handle])
+                if settled():
+                    return
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > timeout:
+                raise ConnectionLost(f"no reply for {timeout:g} s")
+    except nbd.Error as exc:
+        raise ConnectionLost(exc.string) from None
+
+
+def _check_alive(handles: list[nbd.NBD]) -> None:
     for handle in handles:
         if handle.aio_is_dead() or handle.aio_is_closed():
             raise ConnectionLost("the server closed the connection")
-
-
-def _wait_one(handle: nbd.NBD, timeout: float) -> None:
-    """One handle: libnbd's own poll does the waiting and the reading, with the GIL released."""
-    deadline = time.monotonic() + timeout
-    try:
-        while handle.poll(1000) == 0:
-            if time.monotonic() > deadline:
-                raise ConnectionLost(f"no reply for {timeout:g} s")
-    except nbd.Error as exc:
-        raise ConnectionLost(exc.string) from None
-    if handle.aio_is_dead() or handle.aio_is_closed():
-        raise ConnectionLost("the server closed the connection")
 
 
 def copy_batch(lane: Lane, chunks: list[Chunk], stopping: threading.Event, throttle: Throttle,

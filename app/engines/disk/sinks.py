@@ -44,6 +44,7 @@ class Sink(Protocol):
     def zero_ranges(self, ranges: list[Range]) -> list[Range]: ...
     def read(self, offset: int, length: int) -> bytes: ...
     def after_poll(self) -> None: ...
+    def has_deferred(self) -> bool: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -79,6 +80,10 @@ class NbdSink:
         self._status = handle.can_meta_context(ALLOCATION)
         self._zeroes: nbd.Buffer | None = None
         self._deferred: list[Callable[[], object]] = []
+
+    def has_deferred(self) -> bool:
+        """Whether a completion callback left a request for ``after_poll`` to issue."""
+        return bool(self._deferred)
 
     def after_poll(self) -> None:
         """Issue what completion callbacks asked for (they may not call the handle)."""
@@ -225,6 +230,9 @@ class FileSink:
 
     def after_poll(self) -> None:
         pass
+
+    def has_deferred(self) -> bool:
+        return False
 
     def flush(self) -> None:
         self._writeback.forget()
