@@ -21,8 +21,10 @@ from app.engines.disk.sinks import FileSink, NbdSink, Sink, close_handle
 OPEN_TIMEOUT = 10.0
 #: Seconds to wait for each further connection; a full server (qemu-nbd without -e) never answers.
 EXTRA_TIMEOUT = 3.0
-#: Bytes of reads one lane keeps in flight at most.
-INFLIGHT_BYTES = 64 * MiB
+#: Bytes of reads one lane keeps in flight at most (four 4 MiB chunks). More is not faster:
+#: with four lanes on two cores, 64 MiB per lane measured 5-10 % slower than 16 MiB into a
+#: file, a fresh memory export and behind a 1 ms read delay (more server threads contending).
+INFLIGHT_BYTES = 16 * MiB
 
 
 @dataclass(slots=True)
