@@ -89,7 +89,7 @@ def test_kill_9_of_ferry_serve_resumes_with_only_the_rest(database_url: str, ser
     the second process reads from the source well under the whole disk."""
     log = tmp_path / "reads.log"
     source = servers.nbdkit(
-        "sparse-random", "size=32M", "percent=50", "seed=5", "rate=16M", f"logfile={log}", filters=("log", "rate")
+        "sparse-random", "size=32M", "percent=50", "seed=5", "rate=8M", f"logfile={log}", filters=("log", "rate")
     )
     data = tmp_path / "data"
     data.mkdir()
