@@ -38,6 +38,7 @@ from app.engines.files.store import ACTIVE, META, PARTIAL, PENDING, SPILL, Store
 from app.engines.files.tuning import Tuning
 from app.engines.files.units import (
     BatchUnit,
+    Budget,
     Env,
     ListUnit,
     Outcome,
@@ -74,6 +75,7 @@ class CopyRun:
         self._roots = Roots(source, target, options, options.excluder)
         fsync = options.durability is Durability.FILE
         self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping, helpers)
+        self._budget = Budget(tuning.batch_files, tuning.batch_bytes, tuning.range_size)
         self._store = Store(ctx.db, ctx.spec.job_id)
         self._lock = threading.Lock()
         self._db_lock = threading.Lock()
@@ -134,7 +136,7 @@ class CopyRun:
             return None
         room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
-            return ListUnit(self._continuations.popleft().listing, self._tuning.list_step)
+            return ListUnit(self._continuations.popleft().listing, self._tuning.list_step, self._env, self._budget)
         if room and (unit := self._start_region()) is not None:
             return unit
         if self._small:
@@ -162,7 +164,7 @@ class CopyRun:
             )
             listing = Listing(self._roots, relpath, fresh=fresh, relist=relist, keep=keep)
             self._regions[relpath] = Region(relpath, listing, relist)
-            return ListUnit(listing, self._tuning.list_step, self._env.helpers)
+            return ListUnit(listing, self._tuning.list_step, self._env, self._budget)
         return None
 
     def _batch(self) -> BatchUnit:
@@ -230,6 +232,7 @@ class CopyRun:
         c.files_skipped += result.files_skipped
         c.bytes_skipped += result.bytes_skipped
         c.files_copied += result.files_copied
+        c.bytes_copied += result.bytes_copied
         c.files_deleted += result.files_deleted
         for path, why in result.failures:
             c.fail(path, why)

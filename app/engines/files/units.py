@@ -18,7 +18,7 @@ from app.engines.base import WorkerSlot
 from app.engines.files.copy import Interrupted, copy_file, copy_range, create_temp, land_large, same_content
 from app.engines.files.helpers import HelperLost, Helpers
 from app.engines.files.listing import FileTask, Listing, StepResult, reason
-from app.engines.files.policy import split_ranges
+from app.engines.files.policy import is_large, split_ranges
 from app.pool.bandwidth import BandwidthLimiter
 
 
@@ -41,29 +41,98 @@ class Outcome(Enum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one unit may copy inline, at most: a batch's worth of files and bytes, no large file."""
+
+    files: int
+    bytes: int
+    range_size: int
+
+
 @dataclass(slots=True)
 class ListUnit:
-    """A step of a directory listing; a small directory is listed whole in a helper process."""
+    """A step of a directory listing that also copies the small files it found, up to a batch's
+    worth (the rest go to batches): a small directory usually costs a single unit.
+
+    With helper processes, a small directory is listed and its files copied whole in one; its
+    files go to batches instead when a bandwidth limit is set (a helper cannot see the shared
+    limiter, and a batch takes its bytes from it before it starts). Steps on the pool thread copy
+    nothing inline when there are helpers: copying there would queue for the GIL.
+    """
 
     listing: Listing
     step_entries: int
-    helpers: Helpers | None = None
+    env: Env
+    budget: Budget
     result: StepResult | None = None
     name: str = "list"
 
     def run(self, slot: WorkerSlot) -> None:
-        if self.helpers is not None and self.listing.unopened and self.listing.is_small():
+        env = self.env
+        if env.helpers is None:
+            result = self.listing.step(self.step_entries)
+            copy_inline(result, env.source, env.target, env.fsync, self.budget, env.limiter, env.stopping)
+            self.result = result
+            return
+        if self.listing.unopened and self.listing.is_small():
+            budget = self.budget if env.limiter.rate <= 0 else None
             try:
-                self.result = self.helpers.call(list_whole, self.listing)
+                self.result = env.helpers.call(list_whole, self.listing, env.source, env.target, env.fsync, budget)
                 return
             except HelperLost:
                 pass  # list it here instead
         self.result = self.listing.step(self.step_entries)
 
 
-def list_whole(listing: Listing) -> StepResult:
-    """In a helper: list a (small) directory from start to end in one step."""
-    return listing.step(sys.maxsize)
+def list_whole(listing: Listing, source: Path, target: Path, fsync: bool, budget: Budget | None) -> StepResult:
+    """In a helper: list a (small) directory from start to end in one step, copy what fits."""
+    result = listing.step(sys.maxsize)
+    if budget is not None:
+        copy_inline(result, source, target, fsync, budget)
+    return result
+
+
+def split_inline(tasks: list[FileTask], budget: Budget) -> tuple[list[FileTask], list[FileTask]]:
+    """The tasks a listing copies itself (in order, within ``budget``) and the rest."""
+    inline: list[FileTask] = []
+    rest: list[FileTask] = []
+    size = 0
+    for task in tasks:
+        fits = size + task.meta.size <= budget.bytes and not is_large(task.meta.size, budget.range_size)
+        if fits and len(inline) < budget.files:
+            inline.append(task)
+            size += task.meta.size
+        else:
+            rest.append(task)
+    return inline, rest
+
+
+def copy_inline(
+    result: StepResult,
+    source: Path,
+    target: Path,
+    fsync: bool,
+    budget: Budget,
+    limiter: BandwidthLimiter | None = None,
+    stopping: threading.Event | None = None,
+) -> None:
+    """Copy what fits of ``result.tasks`` now and count it in ``result``; leave the rest as tasks
+    (also those a stop left undone)."""
+    inline, rest = split_inline(result.tasks, budget)
+    if not inline:
+        return
+    outcomes = copy_small_files(source, target, inline, fsync, limiter, stopping)
+    for task, (outcome, size, why) in zip(inline, outcomes, strict=False):
+        if outcome is Outcome.COPIED:
+            result.files_copied += 1
+            result.bytes_copied += size
+        elif outcome is Outcome.EQUAL:
+            result.files_skipped += 1
+            result.bytes_skipped += size
+        else:
+            result.failures.append((task.relpath, why))
+    result.tasks = inline[len(outcomes) :] + rest
 
 
 def touch(path: Path, task: FileTask) -> None:
