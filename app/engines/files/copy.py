@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import secrets
+import stat
 import threading
 from pathlib import Path
 
@@ -206,15 +207,22 @@ def same_content(a: Path, b: Path, offset: int = 0, length: int | None = None) -
 
 
 def finish_dir(path: Path, meta: Meta, fsync: bool) -> None:
-    """Set a finished directory's mode and times (after its last entry changed), flush it if asked."""
+    """Set a finished directory's mode and times (after its last entry changed), flush it if asked.
+
+    A directory that already has them (a pass that changed nothing in it) is left alone: one
+    ``lstat`` instead of a ``chmod`` and a ``utime``.
+    """
     if fsync:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    os.chmod(path, meta.mode)
-    os.utime(path, ns=(meta.atime_ns, meta.mtime_ns))
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) != meta.mode:
+        os.chmod(path, meta.mode)
+    if st.st_mtime_ns != meta.mtime_ns:
+        os.utime(path, ns=(meta.atime_ns, meta.mtime_ns))
 
 
 def copy_range(
