@@ -30,7 +30,7 @@ from app.engines.files.counters import Counters
 from app.engines.files.frontier import Frontier, Journal
 from app.engines.files.helpers import Helpers
 from app.engines.files.largefiles import LargeFiles
-from app.engines.files.listing import FileTask, Listing, Roots, reason
+from app.engines.files.listing import FileTask, Listing, Roots, StepResult, reason
 from app.engines.files.options import Durability, FilesOptions, ScanType
 from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
@@ -136,7 +136,7 @@ class CopyRun:
             return None
         room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
-            return ListUnit(self._continuations.popleft().listing, self._tuning.list_step, self._env, self._budget)
+            return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._budget)
         if room and (unit := self._start_region()) is not None:
             return unit
         if self._small:
@@ -151,7 +151,11 @@ class CopyRun:
     def _start_region(self) -> ListUnit | None:
         if self._frontier.lifo and self._regions:
             return None  # DEPTH_FIRST: one region at a time
-        while (relpath := self._frontier.pop()) is not None:
+        # Several regions per unit while many wait, one as the frontier runs dry (so the last
+        # units spread over the workers rather than queue behind one long unit).
+        group = 1 if self._frontier.lifo else max(1, min(self._tuning.list_group, self._frontier.in_memory // 8))
+        listings: list[Listing] = []
+        while len(listings) < group and (relpath := self._frontier.pop()) is not None:
             if relpath in self._regions:
                 self._rescan_after.add(relpath)
                 continue
@@ -164,8 +168,8 @@ class CopyRun:
             )
             listing = Listing(self._roots, relpath, fresh=fresh, relist=relist, keep=keep)
             self._regions[relpath] = Region(relpath, listing, relist)
-            return ListUnit(listing, self._tuning.list_step, self._env, self._budget)
-        return None
+            listings.append(listing)
+        return ListUnit(listings, self._tuning.list_step, self._env, self._budget) if listings else None
 
     def _batch(self) -> BatchUnit:
         tasks: list[FileTask] = []
@@ -200,16 +204,21 @@ class CopyRun:
             self._ctx.wake(min(queued, 64))
 
     def _listed(self, unit: ListUnit, error: BaseException | None, after: After) -> None:
-        region = self._regions[unit.listing.region]
-        result = unit.result
-        if error is not None or result is None:
-            unit.listing.close()
-            self._counters.fail(region.relpath or "/", f"directory not listed: {reason(error or OSError())}")
+        results: list[StepResult | BaseException] = list(unit.results)
+        if error is not None or len(results) != len(unit.listings):
+            results = [error or OSError()] * len(unit.listings)
+        for listing, result in zip(unit.listings, results, strict=True):
+            self._listed_one(listing, result, after)
+
+    def _listed_one(self, listing: Listing, result: StepResult | BaseException, after: After) -> None:
+        region = self._regions[listing.region]
+        if isinstance(result, BaseException):
+            listing.close()
+            self._counters.fail(region.relpath or "/", f"directory not listed: {reason(result)}")
             if region.meta is None:
                 del self._regions[region.relpath]
                 self._journal.delete(PENDING, region.relpath)
                 return
-            result = None
         else:
             self._merge(region, result)
             if not result.done:
@@ -224,7 +233,7 @@ class CopyRun:
         else:
             self._journal.put(ACTIVE, region.relpath)
 
-    def _merge(self, region: Region, result: Any) -> None:
+    def _merge(self, region: Region, result: StepResult) -> None:
         c = self._counters
         region.meta = result.dir_meta or region.meta
         c.files_scanned += result.files_scanned

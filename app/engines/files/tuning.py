@@ -11,8 +11,10 @@ MiB = 1024 * 1024
 class Tuning:
     #: Directory entries one listing unit handles before it yields its worker.
     list_step: int = 2000
+    #: Regions not yet opened that one listing unit may take together (see ``units.ListUnit``).
+    list_group: int = 8
     #: A small-file batch ends at this many files or this many bytes, whichever comes first.
-    batch_files: int = 64
+    batch_files: int = 256
     batch_bytes: int = 8 * MiB
     #: Files larger than this are copied (and compared) in ranges of this size, one unit each.
     range_size: int = 32 * MiB

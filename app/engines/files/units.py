@@ -52,45 +52,74 @@ class Budget:
 
 @dataclass(slots=True)
 class ListUnit:
-    """A step of a directory listing that also copies the small files it found, up to a batch's
-    worth (the rest go to batches): a small directory usually costs a single unit.
+    """Steps of directory listings that also copy the small files they find, up to a batch's
+    worth per directory (the rest go to batches): a small directory usually costs no other unit.
 
-    With helper processes, a small directory is listed and its files copied whole in one; its
-    files go to batches instead when a bandwidth limit is set (a helper cannot see the shared
-    limiter, and a batch takes its bytes from it before it starts). Steps on the pool thread copy
-    nothing inline when there are helpers: copying there would queue for the GIL.
+    A unit may carry several regions not yet opened, so that a tree of many small directories is
+    not dominated by the cost of handing out units. With helper processes, the small ones among
+    them are listed, and their files copied, whole in one helper call; their files go to batches
+    instead when a bandwidth limit is set (a helper cannot see the shared limiter; a batch takes
+    its bytes from it before it starts). Steps on the pool thread copy nothing inline when there
+    are helpers: copying there would queue for the GIL.
     """
 
-    listing: Listing
+    listings: list[Listing]
     step_entries: int
     env: Env
     budget: Budget
-    result: StepResult | None = None
+    #: One per listing, in order: its step's result, or why it could not be listed.
+    results: list[StepResult | Exception] = field(default_factory=list)
     name: str = "list"
 
     def run(self, slot: WorkerSlot) -> None:
         env = self.env
-        if env.helpers is None:
-            result = self.listing.step(self.step_entries)
-            copy_inline(result, env.source, env.target, env.fsync, self.budget, env.limiter, env.stopping)
-            self.result = result
-            return
-        if self.listing.unopened and self.listing.is_small():
+        found: list[StepResult | Exception | None] = [None] * len(self.listings)
+        fresh = [i for i, listing in enumerate(self.listings) if listing.unopened]
+        if env.helpers is not None and fresh:
             budget = self.budget if env.limiter.rate <= 0 else None
             try:
-                self.result = env.helpers.call(list_whole, self.listing, env.source, env.target, env.fsync, budget)
-                return
+                answers = env.helpers.call(
+                    list_small, [self.listings[i] for i in fresh], env.source, env.target, env.fsync, budget
+                )
+                for i, answer in zip(fresh, answers, strict=True):
+                    found[i] = answer
             except HelperLost:
-                pass  # list it here instead
-        self.result = self.listing.step(self.step_entries)
+                pass  # list them here instead
+        for i, listing in enumerate(self.listings):
+            if found[i] is None:
+                found[i] = self._step(listing)
+        self.results = [answer for answer in found if answer is not None]
+
+    def _step(self, listing: Listing) -> StepResult | Exception:
+        env = self.env
+        try:
+            result = listing.step(self.step_entries)
+        except OSError as exc:
+            return exc
+        if env.helpers is None:
+            copy_inline(result, env.source, env.target, env.fsync, self.budget, env.limiter, env.stopping)
+        return result
 
 
-def list_whole(listing: Listing, source: Path, target: Path, fsync: bool, budget: Budget | None) -> StepResult:
-    """In a helper: list a (small) directory from start to end in one step, copy what fits."""
-    result = listing.step(sys.maxsize)
-    if budget is not None:
-        copy_inline(result, source, target, fsync, budget)
-    return result
+def list_small(
+    listings: list[Listing], source: Path, target: Path, fsync: bool, budget: Budget | None
+) -> list[StepResult | Exception | None]:
+    """In a helper: list each small directory from start to end in one step and copy what fits;
+    None for a directory that is not small (the caller lists it in steps)."""
+    answers: list[StepResult | Exception | None] = []
+    for listing in listings:
+        if not listing.is_small():
+            answers.append(None)
+            continue
+        try:
+            result = listing.step(sys.maxsize)
+        except OSError as exc:
+            answers.append(exc)
+            continue
+        if budget is not None:
+            copy_inline(result, source, target, fsync, budget)
+        answers.append(result)
+    return answers
 
 
 def split_inline(tasks: list[FileTask], budget: Budget) -> tuple[list[FileTask], list[FileTask]]:
