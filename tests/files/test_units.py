@@ -17,7 +17,8 @@ from app.engines.files.helpers import Helpers
 from app.engines.files.listing import FileTask, Listing, Roots, StepResult
 from app.engines.files.options import parse_options
 from app.engines.files.policy import Kind, Meta
-from app.engines.files.units import Budget, Env, ListUnit, split_inline
+from app.engines.files.smallfiles import Budget, split_inline
+from app.engines.files.units import Env, ListUnit
 from app.pool.bandwidth import BandwidthLimiter
 
 from .conftest import write

@@ -34,17 +34,10 @@ from app.engines.files.listing import FileTask, Listing, Roots, StepResult, reas
 from app.engines.files.options import Durability, FilesOptions, ScanType
 from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
+from app.engines.files.smallfiles import Budget, Outcome
 from app.engines.files.store import ACTIVE, META, PARTIAL, PENDING, SPILL, Store
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import (
-    BatchUnit,
-    Budget,
-    Env,
-    ListUnit,
-    Outcome,
-    RangeUnit,
-    RefillUnit,
-)
+from app.engines.files.units import BatchUnit, Env, ListUnit, RangeUnit, RefillUnit
 
 log = structlog.get_logger(__name__)
 After = list[Callable[[], None]]

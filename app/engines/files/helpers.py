@@ -60,7 +60,9 @@ class Helpers:
 
     def __init__(self) -> None:
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["app.engines.files.helpers", "app.engines.files.units"])
+        self._context.set_forkserver_preload(
+            ["app.engines.files.helpers", "app.engines.files.smallfiles", "app.engines.files.units"]
+        )
         self._idle: list[_Helper] = []
         self._lock = threading.Lock()
 

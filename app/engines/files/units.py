@@ -15,10 +15,11 @@ from enum import Enum
 from pathlib import Path
 
 from app.engines.base import WorkerSlot
-from app.engines.files.copy import Interrupted, copy_file, copy_range, create_temp, land_large, same_content
+from app.engines.files.copy import copy_range, create_temp, land_large, same_content
 from app.engines.files.helpers import HelperLost, Helpers
-from app.engines.files.listing import FileTask, Listing, StepResult, reason
-from app.engines.files.policy import is_large, split_ranges
+from app.engines.files.listing import FileTask, Listing, StepResult
+from app.engines.files.policy import split_ranges
+from app.engines.files.smallfiles import Budget, Outcome, copy_inline, copy_small_files
 from app.pool.bandwidth import BandwidthLimiter
 
 
@@ -33,21 +34,6 @@ class Env:
     stopping: threading.Event
     #: Where small-file batches run; None: on the pool thread itself.
     helpers: Helpers | None = None
-
-
-class Outcome(Enum):
-    COPIED = "copied"
-    EQUAL = "equal"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """What one unit may copy inline, at most: a batch's worth of files and bytes, no large file."""
-
-    files: int
-    bytes: int
-    range_size: int
 
 
 @dataclass(slots=True)
@@ -122,54 +108,6 @@ def list_small(
     return answers
 
 
-def split_inline(tasks: list[FileTask], budget: Budget) -> tuple[list[FileTask], list[FileTask]]:
-    """The tasks a listing copies itself (in order, within ``budget``) and the rest."""
-    inline: list[FileTask] = []
-    rest: list[FileTask] = []
-    size = 0
-    for task in tasks:
-        fits = size + task.meta.size <= budget.bytes and not is_large(task.meta.size, budget.range_size)
-        if fits and len(inline) < budget.files:
-            inline.append(task)
-            size += task.meta.size
-        else:
-            rest.append(task)
-    return inline, rest
-
-
-def copy_inline(
-    result: StepResult,
-    source: Path,
-    target: Path,
-    fsync: bool,
-    budget: Budget,
-    limiter: BandwidthLimiter | None = None,
-    stopping: threading.Event | None = None,
-) -> None:
-    """Copy what fits of ``result.tasks`` now and count it in ``result``; leave the rest as tasks
-    (also those a stop left undone)."""
-    inline, rest = split_inline(result.tasks, budget)
-    if not inline:
-        return
-    outcomes = copy_small_files(source, target, inline, fsync, limiter, stopping)
-    for task, (outcome, size, why) in zip(inline, outcomes, strict=False):
-        if outcome is Outcome.COPIED:
-            result.files_copied += 1
-            result.bytes_copied += size
-        elif outcome is Outcome.EQUAL:
-            result.files_skipped += 1
-            result.bytes_skipped += size
-        else:
-            result.failures.append((task.relpath, why))
-    result.tasks = inline[len(outcomes) :] + rest
-
-
-def touch(path: Path, task: FileTask) -> None:
-    """Give a target found equal in content the source's mode and times."""
-    os.chmod(path, task.meta.mode)
-    os.utime(path, ns=(task.meta.atime_ns, task.meta.mtime_ns))
-
-
 @dataclass(slots=True)
 class BatchUnit:
     """Small files, copied (or compared, then copied) one after another, in a helper process
@@ -195,35 +133,6 @@ class BatchUnit:
         if results is None:
             results = copy_small_files(env.source, env.target, self.tasks, env.fsync, env.limiter, env.stopping)
         self.outcomes.extend((task, *result) for task, result in zip(self.tasks, results, strict=False))
-
-
-def copy_small_files(
-    source: Path,
-    target: Path,
-    tasks: list[FileTask],
-    fsync: bool,
-    limiter: BandwidthLimiter | None = None,
-    stopping: threading.Event | None = None,
-) -> list[tuple[Outcome, int, str]]:
-    """Copy ``tasks`` in order; one ``(outcome, bytes, reason)`` each, fewer if stopped early."""
-    results: list[tuple[Outcome, int, str]] = []
-    limiter = limiter or BandwidthLimiter(0)
-    stopping = stopping or threading.Event()
-    for task in tasks:
-        if stopping.is_set():
-            break
-        src, dst = source / task.relpath, target / task.relpath
-        try:
-            if task.compare and same_content(src, dst):
-                touch(dst, task)
-                results.append((Outcome.EQUAL, task.meta.size, ""))
-                continue
-            results.append((Outcome.COPIED, copy_file(src, dst, limiter, stopping, fsync), ""))
-        except Interrupted:
-            break
-        except OSError as exc:
-            results.append((Outcome.FAILED, 0, reason(exc)))
-    return results
 
 
 class Phase(Enum):

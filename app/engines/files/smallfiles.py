@@ -1,0 +1,152 @@
+"""Small files: copied one after another by a batch unit, or inline by the listing that found them.
+
+Both run in a helper process when the run has helpers (see :mod:`app.engines.files.helpers`), so
+nothing here may rely on the run's state; what happened comes back as one outcome per file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from app.engines.files.copy import Interrupted, copy_file_at, same_content
+from app.engines.files.listing import DIRECTORY_FLAGS, FileTask, StepResult, reason
+from app.engines.files.policy import is_large
+from app.pool.bandwidth import BandwidthLimiter
+
+
+class Outcome(Enum):
+    COPIED = "copied"
+    EQUAL = "equal"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one unit may copy inline, at most: a batch's worth of files and bytes, no large file."""
+
+    files: int
+    bytes: int
+    range_size: int
+
+
+def split_inline(tasks: list[FileTask], budget: Budget) -> tuple[list[FileTask], list[FileTask]]:
+    """The tasks a listing copies itself (in order, within ``budget``) and the rest."""
+    inline: list[FileTask] = []
+    rest: list[FileTask] = []
+    size = 0
+    for task in tasks:
+        fits = size + task.meta.size <= budget.bytes and not is_large(task.meta.size, budget.range_size)
+        if fits and len(inline) < budget.files:
+            inline.append(task)
+            size += task.meta.size
+        else:
+            rest.append(task)
+    return inline, rest
+
+
+def copy_inline(
+    result: StepResult,
+    source: Path,
+    target: Path,
+    fsync: bool,
+    budget: Budget,
+    limiter: BandwidthLimiter | None = None,
+    stopping: threading.Event | None = None,
+) -> None:
+    """Copy what fits of ``result.tasks`` now and count it in ``result``; leave the rest as tasks
+    (also those a stop left undone)."""
+    inline, rest = split_inline(result.tasks, budget)
+    if not inline:
+        return
+    outcomes = copy_small_files(source, target, inline, fsync, limiter, stopping)
+    for task, (outcome, size, why) in zip(inline, outcomes, strict=False):
+        if outcome is Outcome.COPIED:
+            result.files_copied += 1
+            result.bytes_copied += size
+        elif outcome is Outcome.EQUAL:
+            result.files_skipped += 1
+            result.bytes_skipped += size
+        else:
+            result.failures.append((task.relpath, why))
+    result.tasks = inline[len(outcomes) :] + rest
+
+
+def touch(path: Path, task: FileTask) -> None:
+    """Give a target found equal in content the source's mode and times."""
+    os.chmod(path, task.meta.mode)
+    os.utime(path, ns=(task.meta.atime_ns, task.meta.mtime_ns))
+
+
+def copy_small_files(
+    source: Path,
+    target: Path,
+    tasks: list[FileTask],
+    fsync: bool,
+    limiter: BandwidthLimiter | None = None,
+    stopping: threading.Event | None = None,
+) -> list[tuple[Outcome, int, str]]:
+    """Copy ``tasks`` in order; one ``(outcome, bytes, reason)`` each, fewer if stopped early.
+
+    Files are reached by name from their directories, opened once per run of tasks of the same
+    region (tasks come grouped by region): the kernel resolves one path component per call.
+    """
+    results: list[tuple[Outcome, int, str]] = []
+    limiter = limiter or BandwidthLimiter(0)
+    stopping = stopping or threading.Event()
+    dirs = _Directories(source, target)
+    try:
+        for task in tasks:
+            if stopping.is_set():
+                break
+            try:
+                results.append(_copy_one(dirs, task, limiter, stopping, fsync))
+            except Interrupted:
+                break
+            except OSError as exc:
+                results.append((Outcome.FAILED, 0, reason(exc)))
+    finally:
+        dirs.close()
+    return results
+
+
+def _copy_one(
+    dirs: _Directories, task: FileTask, limiter: BandwidthLimiter, stopping: threading.Event, fsync: bool
+) -> tuple[Outcome, int, str]:
+    if task.compare:
+        dst = dirs.target / task.relpath
+        if same_content(dirs.source / task.relpath, dst):
+            touch(dst, task)
+            return (Outcome.EQUAL, task.meta.size, "")
+    src_fd, dst_fd = dirs.open(task.region)
+    return (Outcome.COPIED, copy_file_at(src_fd, dst_fd, task.name, limiter, stopping, fsync), "")
+
+
+class _Directories:
+    """The source and target directory of one region, held open while its tasks are copied."""
+
+    def __init__(self, source: Path, target: Path) -> None:
+        self.source, self.target = source, target
+        self._region: str | None = None
+        self._fds: tuple[int, int] | None = None
+
+    def open(self, region: str) -> tuple[int, int]:
+        if self._fds is None or region != self._region:
+            self.close()
+            src = os.open(self.source / region, DIRECTORY_FLAGS)
+            try:
+                dst = os.open(self.target / region, DIRECTORY_FLAGS)
+            except BaseException:
+                os.close(src)
+                raise
+            self._region, self._fds = region, (src, dst)
+        return self._fds
+
+    def close(self) -> None:
+        if self._fds is not None:
+            for fd in self._fds:
+                os.close(fd)
+        self._region, self._fds = None, None
