@@ -17,7 +17,7 @@ from app.engines.files.helpers import Helpers
 from app.engines.files.listing import FileTask, Listing, Roots, StepResult
 from app.engines.files.options import parse_options
 from app.engines.files.policy import Kind, Meta
-from app.engines.files.smallfiles import Budget, split_inline
+from app.engines.files.smallfiles import Allowance, Budget
 from app.engines.files.units import Env, ListUnit
 from app.pool.bandwidth import BandwidthLimiter
 
@@ -46,39 +46,63 @@ def env(src: Path, dst: Path, helpers: Helpers | None, rate: int = 0) -> Env:
     return Env(src, dst, False, BandwidthLimiter(rate), threading.Event(), helpers)
 
 
-def test_split_inline_keeps_order_and_budget() -> None:
-    """Files are taken in order while they fit in files and bytes; a large file never is."""
-    tasks = [task("a", 10), task("big", 1000), task("b", 50), task("c", 50), task("d", 1), task("e", 1)]
-    inline, rest = split_inline(tasks, Budget(files=3, bytes=100, range_size=500))
+def test_an_allowance_takes_what_fits_in_order_and_spends_it() -> None:
+    """Files are taken in order while they fit in the files and bytes left; a large file never is;
+    what one split takes, the next cannot."""
+    allowance = Allowance(Budget(files=4, bytes=100, seconds=60, range_size=500))
+    tasks = [task("a", 10), task("big", 1000), task("b", 50), task("c", 50), task("d", 1)]
+    inline, rest = allowance.split(tasks)
     assert [t.name for t in inline] == ["a", "b", "d"]
-    assert [t.name for t in rest] == ["big", "c", "e"]
+    assert [t.name for t in rest] == ["big", "c"]
+    inline, rest = allowance.split([task("e", 40), task("f", 39)])
+    assert [t.name for t in inline] == ["f"]  # 39 bytes and one file were left
+    assert [t.name for t in rest] == ["e"]
 
 
 @pytest.mark.parametrize("with_helpers", [False, True])
-def test_a_unit_lists_several_regions_and_copies_their_files(
+def test_a_unit_lists_several_regions_and_shares_one_budget(
     tmp_path: Path, helpers: Helpers, with_helpers: bool
 ) -> None:
-    """One unit carries three regions: each comes back on its own (one that vanished as an error),
-    and the small files of the others are copied and counted, those past the budget left as tasks."""
+    """One unit carries three regions: each comes back on its own (one that vanished as an
+    error); the first region's files are all copied and counted, the budget's one file left goes
+    to the last region, whose other files come back as tasks."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     for d in ("one", "two"):
         for i in range(4):
             write(src / d / f"f{i}", "x" * (i + 1), mtime=1_600_000_000_000_000_000 + i, mode=0o640)
     dst.mkdir()
     listings = [listing(src, dst, "one"), listing(src, dst, "gone"), listing(src, dst, "two")]
-    unit = ListUnit(listings, 100, env(src, dst, helpers if with_helpers else None), Budget(3, 1 << 20, 1 << 20))
+    budget = Budget(files=5, bytes=1 << 20, seconds=60, range_size=1 << 20)
+    unit = ListUnit(listings, 100, env(src, dst, helpers if with_helpers else None), budget)
     unit.run(SLOT)
     one, gone, two = unit.results
     assert isinstance(gone, FileNotFoundError)
-    for d, result in (("one", one), ("two", two)):
-        assert isinstance(result, StepResult)
-        assert result.done
-        copied = sorted(os.listdir(dst / d))  # in directory order, not by name: any three
-        assert len(copied) == result.files_copied == 3
-        assert sorted(copied + [t.name for t in result.tasks]) == ["f0", "f1", "f2", "f3"]
-        assert result.bytes_copied == sum(int(name[1]) + 1 for name in copied)
-        for name in copied:
-            assert os.stat(dst / d / name).st_mtime_ns == 1_600_000_000_000_000_000 + int(name[1])
+    assert isinstance(one, StepResult)
+    assert isinstance(two, StepResult)
+    assert one.done
+    assert two.done
+    assert (one.files_copied, one.bytes_copied, one.tasks) == (4, 1 + 2 + 3 + 4, [])
+    assert sorted(os.listdir(dst / "one")) == ["f0", "f1", "f2", "f3"]
+    for i in range(4):
+        assert os.stat(dst / "one" / f"f{i}").st_mtime_ns == 1_600_000_000_000_000_000 + i
+    (copied,) = os.listdir(dst / "two")  # the first in directory order, whichever that is
+    assert (two.files_copied, two.bytes_copied) == (1, int(copied[1]) + 1)
+    assert sorted(t.name for t in two.tasks) == sorted({"f0", "f1", "f2", "f3"} - {copied})
+
+
+def test_past_its_deadline_a_unit_copies_nothing_more(tmp_path: Path) -> None:
+    """The budget's seconds bound a unit however fast the files are: none is copied after them."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "d" / "f", "data")
+    dst.mkdir()
+    budget = Budget(files=10, bytes=1 << 20, seconds=0, range_size=1 << 20)
+    unit = ListUnit([listing(src, dst, "d")], 100, env(src, dst, None), budget)
+    unit.run(SLOT)
+    (result,) = unit.results
+    assert isinstance(result, StepResult)
+    assert result.files_copied == 0
+    assert [t.name for t in result.tasks] == ["f"]
+    assert os.listdir(dst / "d") == []
 
 
 def test_with_a_bandwidth_limit_helpers_copy_nothing_inline(tmp_path: Path, helpers: Helpers) -> None:
@@ -86,7 +110,8 @@ def test_with_a_bandwidth_limit_helpers_copy_nothing_inline(tmp_path: Path, help
     src, dst = tmp_path / "src", tmp_path / "dst"
     write(src / "d" / "f", "data")
     dst.mkdir()
-    unit = ListUnit([listing(src, dst, "d")], 100, env(src, dst, helpers, rate=1 << 30), Budget(10, 1 << 20, 1 << 20))
+    budget = Budget(files=10, bytes=1 << 20, seconds=60, range_size=1 << 20)
+    unit = ListUnit([listing(src, dst, "d")], 100, env(src, dst, helpers, rate=1 << 30), budget)
     unit.run(SLOT)
     (result,) = unit.results
     assert isinstance(result, StepResult)

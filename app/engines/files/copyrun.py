@@ -68,7 +68,7 @@ class CopyRun:
         self._roots = Roots(source, target, options, options.excluder)
         fsync = options.durability is Durability.FILE
         self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping, helpers)
-        self._budget = Budget(tuning.batch_files, tuning.batch_bytes, tuning.range_size)
+        self._budget = Budget(tuning.inline_files, tuning.inline_bytes, tuning.inline_seconds, tuning.range_size)
         self._store = Store(ctx.db, ctx.spec.job_id)
         self._lock = threading.Lock()
         self._db_lock = threading.Lock()

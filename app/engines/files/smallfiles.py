@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -26,26 +27,38 @@ class Outcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """What one unit may copy inline, at most: a batch's worth of files and bytes, no large file."""
+    """What one listing unit may copy inline, in all its regions together: files, bytes and
+    seconds (a unit must stay short: a stop, a shrinking grant and a drain wait for it), and never
+    a large file. The rest goes to batch units."""
 
     files: int
     bytes: int
+    seconds: float
     range_size: int
 
 
-def split_inline(tasks: list[FileTask], budget: Budget) -> tuple[list[FileTask], list[FileTask]]:
-    """The tasks a listing copies itself (in order, within ``budget``) and the rest."""
-    inline: list[FileTask] = []
-    rest: list[FileTask] = []
-    size = 0
-    for task in tasks:
-        fits = size + task.meta.size <= budget.bytes and not is_large(task.meta.size, budget.range_size)
-        if fits and len(inline) < budget.files:
-            inline.append(task)
-            size += task.meta.size
-        else:
-            rest.append(task)
-    return inline, rest
+class Allowance:
+    """A unit's :class:`Budget` as it is spent, from the moment the unit starts copying."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.files = budget.files
+        self.bytes = budget.bytes
+        self.range_size = budget.range_size
+        self.deadline = time.monotonic() + budget.seconds
+
+    def split(self, tasks: list[FileTask]) -> tuple[list[FileTask], list[FileTask]]:
+        """Take, in order, the tasks that still fit (spending on them); return them and the rest."""
+        inline: list[FileTask] = []
+        rest: list[FileTask] = []
+        for task in tasks:
+            size = task.meta.size
+            if self.files > 0 and size <= self.bytes and not is_large(size, self.range_size):
+                inline.append(task)
+                self.files -= 1
+                self.bytes -= size
+            else:
+                rest.append(task)
+        return inline, rest
 
 
 def copy_inline(
@@ -53,16 +66,16 @@ def copy_inline(
     source: Path,
     target: Path,
     fsync: bool,
-    budget: Budget,
+    allowance: Allowance,
     limiter: BandwidthLimiter | None = None,
     stopping: threading.Event | None = None,
 ) -> None:
-    """Copy what fits of ``result.tasks`` now and count it in ``result``; leave the rest as tasks
-    (also those a stop left undone)."""
-    inline, rest = split_inline(result.tasks, budget)
+    """Copy what the allowance lets of ``result.tasks`` now and count it in ``result``; leave the
+    rest as tasks (also those the deadline or a stop left undone)."""
+    inline, rest = allowance.split(result.tasks)
     if not inline:
         return
-    outcomes = copy_small_files(source, target, inline, fsync, limiter, stopping)
+    outcomes = copy_small_files(source, target, inline, fsync, limiter, stopping, allowance.deadline)
     for task, (outcome, size, why) in zip(inline, outcomes, strict=False):
         if outcome is Outcome.COPIED:
             result.files_copied += 1
@@ -88,8 +101,10 @@ def copy_small_files(
     fsync: bool,
     limiter: BandwidthLimiter | None = None,
     stopping: threading.Event | None = None,
+    deadline: float | None = None,
 ) -> list[tuple[Outcome, int, str]]:
-    """Copy ``tasks`` in order; one ``(outcome, bytes, reason)`` each, fewer if stopped early.
+    """Copy ``tasks`` in order; one ``(outcome, bytes, reason)`` each, fewer if stopped early
+    (``stopping`` set, or the monotonic ``deadline`` passed, both checked between files).
 
     Files are reached by name from their directories, opened once per run of tasks of the same
     region (tasks come grouped by region): the kernel resolves one path component per call.
@@ -100,7 +115,7 @@ def copy_small_files(
     dirs = _Directories(source, target)
     try:
         for task in tasks:
-            if stopping.is_set():
+            if stopping.is_set() or (deadline is not None and time.monotonic() > deadline):
                 break
             try:
                 results.append(_copy_one(dirs, task, limiter, stopping, fsync))

@@ -19,7 +19,7 @@ from app.engines.files.copy import copy_range, create_temp, land_large, same_con
 from app.engines.files.helpers import HelperLost, Helpers
 from app.engines.files.listing import FileTask, Listing, StepResult
 from app.engines.files.policy import split_ranges
-from app.engines.files.smallfiles import Budget, Outcome, copy_inline, copy_small_files
+from app.engines.files.smallfiles import Allowance, Budget, Outcome, copy_inline, copy_small_files
 from app.pool.bandwidth import BandwidthLimiter
 
 
@@ -38,8 +38,8 @@ class Env:
 
 @dataclass(slots=True)
 class ListUnit:
-    """Steps of directory listings that also copy the small files they find, up to a batch's
-    worth per directory (the rest go to batches): a small directory usually costs no other unit.
+    """Steps of directory listings that also copy the small files they find, within a budget
+    (the rest go to batches): a small directory usually costs no other unit.
 
     A unit may carry several regions not yet opened, so that a tree of many small directories is
     not dominated by the cost of handing out units. With helper processes, the small ones among
@@ -71,19 +71,20 @@ class ListUnit:
                     found[i] = answer
             except HelperLost:
                 pass  # list them here instead
+        allowance = Allowance(self.budget)
         for i, listing in enumerate(self.listings):
             if found[i] is None:
-                found[i] = self._step(listing)
+                found[i] = self._step(listing, allowance)
         self.results = [answer for answer in found if answer is not None]
 
-    def _step(self, listing: Listing) -> StepResult | Exception:
+    def _step(self, listing: Listing, allowance: Allowance) -> StepResult | Exception:
         env = self.env
         try:
             result = listing.step(self.step_entries)
         except OSError as exc:
             return exc
         if env.helpers is None:
-            copy_inline(result, env.source, env.target, env.fsync, self.budget, env.limiter, env.stopping)
+            copy_inline(result, env.source, env.target, env.fsync, allowance, env.limiter, env.stopping)
         return result
 
 
@@ -93,6 +94,7 @@ def list_small(
     """In a helper: list each small directory from start to end in one step and copy what fits;
     None for a directory that is not small (the caller lists it in steps)."""
     answers: list[StepResult | Exception | None] = []
+    allowance = Allowance(budget) if budget is not None else None
     for listing in listings:
         if not listing.is_small():
             answers.append(None)
@@ -102,8 +104,8 @@ def list_small(
         except OSError as exc:
             answers.append(exc)
             continue
-        if budget is not None:
-            copy_inline(result, source, target, fsync, budget)
+        if allowance is not None:
+            copy_inline(result, source, target, fsync, allowance)
         answers.append(result)
     return answers
 
