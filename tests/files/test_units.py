@@ -18,7 +18,7 @@ from app.engines.files.listing import FileTask, Listing, Roots, StepResult
 from app.engines.files.options import parse_options
 from app.engines.files.policy import Kind, Meta
 from app.engines.files.smallfiles import Allowance, Budget
-from app.engines.files.units import Env, ListUnit
+from app.engines.files.units import DEFERRED, Env, ListUnit
 from app.pool.bandwidth import BandwidthLimiter
 
 from .conftest import write
@@ -63,31 +63,35 @@ def test_an_allowance_takes_what_fits_in_order_and_spends_it() -> None:
 def test_a_unit_lists_several_regions_and_shares_one_budget(
     tmp_path: Path, helpers: Helpers, with_helpers: bool
 ) -> None:
-    """One unit carries three regions: each comes back on its own (one that vanished as an
-    error); the first region's files are all copied and counted, the budget's one file left goes
-    to the last region, whose other files come back as tasks."""
+    """One unit carries four regions, each answered on its own: the first's files are copied,
+    one that vanished is an error, the third copies what is left of the budget and leaves the
+    rest as tasks, and the fourth, met with the budget spent, is handed back unlisted."""
     src, dst = tmp_path / "src", tmp_path / "dst"
-    for d in ("one", "two"):
-        for i in range(4):
-            write(src / d / f"f{i}", "x" * (i + 1), mtime=1_600_000_000_000_000_000 + i, mode=0o640)
+    for d, count in (("one", 2), ("two", 8), ("three", 1)):
+        for i in range(count):
+            write(src / d / f"f{i}", "x", mtime=1_600_000_000_000_000_000 + i, mode=0o640)
     dst.mkdir()
-    listings = [listing(src, dst, "one"), listing(src, dst, "gone"), listing(src, dst, "two")]
-    budget = Budget(files=5, bytes=1 << 20, seconds=60, range_size=1 << 20)
-    unit = ListUnit(listings, 100, env(src, dst, helpers if with_helpers else None), budget)
+    names = ("one", "gone", "two", "three")
+    budget = Budget(files=7, bytes=1 << 20, seconds=60, range_size=1 << 20)
+    unit = ListUnit(
+        [listing(src, dst, n) for n in names], 100, env(src, dst, helpers if with_helpers else None), budget
+    )
     unit.run(SLOT)
-    one, gone, two = unit.results
+    one, gone, two, three = unit.results
     assert isinstance(gone, FileNotFoundError)
+    assert three is DEFERRED
     assert isinstance(one, StepResult)
     assert isinstance(two, StepResult)
     assert one.done
     assert two.done
-    assert (one.files_copied, one.bytes_copied, one.tasks) == (4, 1 + 2 + 3 + 4, [])
-    assert sorted(os.listdir(dst / "one")) == ["f0", "f1", "f2", "f3"]
-    for i in range(4):
-        assert os.stat(dst / "one" / f"f{i}").st_mtime_ns == 1_600_000_000_000_000_000 + i
-    (copied,) = os.listdir(dst / "two")  # the first in directory order, whichever that is
-    assert (two.files_copied, two.bytes_copied) == (1, int(copied[1]) + 1)
-    assert sorted(t.name for t in two.tasks) == sorted({"f0", "f1", "f2", "f3"} - {copied})
+    assert (one.files_copied, one.bytes_copied, one.tasks) == (2, 2, [])
+    for i in range(2):
+        st = os.stat(dst / "one" / f"f{i}")
+        assert (st.st_mtime_ns, st.st_mode & 0o777) == (1_600_000_000_000_000_000 + i, 0o640)
+    copied = os.listdir(dst / "two")
+    assert len(copied) == two.files_copied == two.bytes_copied == 5
+    assert sorted(copied + [t.name for t in two.tasks]) == [f"f{i}" for i in range(8)]
+    assert not (dst / "three").exists()
 
 
 def test_past_its_deadline_a_unit_copies_nothing_more(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from app.engines.files.regions import normalise_region, parent_region
 from app.engines.files.smallfiles import Budget, Outcome
 from app.engines.files.store import ACTIVE, META, PARTIAL, PENDING, SPILL, Store
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import BatchUnit, Env, ListUnit, RangeUnit, RefillUnit
+from app.engines.files.units import BatchUnit, Deferred, Env, ListUnit, RangeUnit, RefillUnit
 
 log = structlog.get_logger(__name__)
 After = list[Callable[[], None]]
@@ -197,14 +197,17 @@ class CopyRun:
             self._ctx.wake(min(queued, 64))
 
     def _listed(self, unit: ListUnit, error: BaseException | None, after: After) -> None:
-        results: list[StepResult | BaseException] = list(unit.results)
+        results: list[StepResult | BaseException | Deferred] = list(unit.results)
         if error is not None or len(results) != len(unit.listings):
             results = [error or OSError()] * len(unit.listings)
         for listing, result in zip(unit.listings, results, strict=True):
             self._listed_one(listing, result, after)
 
-    def _listed_one(self, listing: Listing, result: StepResult | BaseException, after: After) -> None:
+    def _listed_one(self, listing: Listing, result: StepResult | BaseException | Deferred, after: After) -> None:
         region = self._regions[listing.region]
+        if isinstance(result, Deferred):
+            self._continuations.append(region)  # its own unit, with a fresh budget
+            return
         if isinstance(result, BaseException):
             listing.close()
             self._counters.fail(region.relpath or "/", f"directory not listed: {reason(result)}")

@@ -41,10 +41,20 @@ class Allowance:
     """A unit's :class:`Budget` as it is spent, from the moment the unit starts copying."""
 
     def __init__(self, budget: Budget) -> None:
+        self.budget = budget
         self.files = budget.files
         self.bytes = budget.bytes
         self.range_size = budget.range_size
         self.deadline = time.monotonic() + budget.seconds
+
+    def ample(self) -> bool:
+        """More than half of each part (files, bytes, seconds) is left."""
+        budget = self.budget
+        return (
+            self.files * 2 > budget.files
+            and self.bytes * 2 > budget.bytes
+            and (self.deadline - time.monotonic()) * 2 > budget.seconds
+        )
 
     def split(self, tasks: list[FileTask]) -> tuple[list[FileTask], list[FileTask]]:
         """Take, in order, the tasks that still fit (spending on them); return them and the rest."""

@@ -36,6 +36,16 @@ class Env:
     helpers: Helpers | None = None
 
 
+class Deferred(Enum):
+    """A region a unit hands back unlisted: the regions before it spent most of its budget, so
+    it is listed (and its files copied) by a unit of its own."""
+
+    DEFERRED = "deferred"
+
+
+DEFERRED = Deferred.DEFERRED
+
+
 @dataclass(slots=True)
 class ListUnit:
     """Steps of directory listings that also copy the small files they find, within a budget
@@ -53,13 +63,13 @@ class ListUnit:
     step_entries: int
     env: Env
     budget: Budget
-    #: One per listing, in order: its step's result, or why it could not be listed.
-    results: list[StepResult | Exception] = field(default_factory=list)
+    #: One per listing, in order: its step's result, why it could not be listed, or DEFERRED.
+    results: list[StepResult | Exception | Deferred] = field(default_factory=list)
     name: str = "list"
 
     def run(self, slot: WorkerSlot) -> None:
         env = self.env
-        found: list[StepResult | Exception | None] = [None] * len(self.listings)
+        found: list[StepResult | Exception | Deferred | None] = [None] * len(self.listings)
         fresh = [i for i, listing in enumerate(self.listings) if listing.unopened]
         if env.helpers is not None and fresh:
             budget = self.budget if env.limiter.rate <= 0 else None
@@ -73,7 +83,9 @@ class ListUnit:
                 pass  # list them here instead
         allowance = Allowance(self.budget)
         for i, listing in enumerate(self.listings):
-            if found[i] is None:
+            if found[i] is None and i and env.helpers is None and not allowance.ample():
+                found[i] = DEFERRED
+            elif found[i] is None:
                 found[i] = self._step(listing, allowance)
         self.results = [answer for answer in found if answer is not None]
 
@@ -90,12 +102,16 @@ class ListUnit:
 
 def list_small(
     listings: list[Listing], source: Path, target: Path, fsync: bool, budget: Budget | None
-) -> list[StepResult | Exception | None]:
+) -> list[StepResult | Exception | Deferred | None]:
     """In a helper: list each small directory from start to end in one step and copy what fits;
-    None for a directory that is not small (the caller lists it in steps)."""
-    answers: list[StepResult | Exception | None] = []
+    None for a directory that is not small (the caller lists it in steps), DEFERRED for those
+    met once the budget is mostly spent."""
+    answers: list[StepResult | Exception | Deferred | None] = []
     allowance = Allowance(budget) if budget is not None else None
     for listing in listings:
+        if answers and allowance is not None and not allowance.ample():
+            answers.append(DEFERRED)
+            continue
         if not listing.is_small():
             answers.append(None)
             continue
