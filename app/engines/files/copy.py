@@ -54,7 +54,8 @@ def temp_name() -> str:
 
 
 def is_temp(name: str) -> bool:
-    return _TEMP.fullmatch(name) is not None
+    # Called for every target entry a listing meets: the prefix test spares most of them the regex.
+    return name.startswith(".ferry~") and _TEMP.fullmatch(name) is not None
 
 
 def _data_segments(fd: int, start: int, end: int) -> list[tuple[int, int]]:
