@@ -39,6 +39,19 @@ def generate(root: Path, files: int, dirs: int, large: int) -> None:
         (root / f"large-{i}.bin").write_bytes(os.urandom(16 * MiB))
 
 
+def warm(root: Path) -> None:
+    """Read every file under ``root`` so that its data is in the page cache.
+
+    rclone drops the source's pages from the cache as it reads them (``fadvise(DONTNEED)``), so
+    without this the tool that follows it in a round reads the whole source from disk.
+    """
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb", buffering=0) as f:
+                while f.read(MiB):
+                    pass
+
+
 def run_ferry(
     server: FerryServer, source: Path, target: Path, durability: str = "none"
 ) -> tuple[float, dict[str, Any]]:
@@ -74,7 +87,8 @@ def compare(server: FerryServer, workdir: Path, files: int, dirs: int, large: in
         ),
     }  # fmt: skip
     # This machine's filesystem speed drifts a lot (deleting a tree makes the next writes slow):
-    # tools take turns, in a rotating order, and each keeps its best round.
+    # tools take turns, in a rotating order, and each keeps its best round. Each copy starts with
+    # the source in the page cache, whatever the tool before it did to the cache.
     results: dict[str, tuple[float, float]] = {}
     names = list(tools)
     for round_number in range(rounds):
@@ -83,6 +97,7 @@ def compare(server: FerryServer, workdir: Path, files: int, dirs: int, large: in
             copy, target = tools[name], workdir / f"target-{name.split()[0]}"
             shutil.rmtree(target, ignore_errors=True)
             subprocess.run(["sync"], check=True)
+            warm(source)
             first = timed(f"{name}: copy", lambda copy=copy, target=target: copy(target))
             second = timed(f"{name}: no-op rescan", lambda copy=copy, target=target: copy(target))
             best = results.get(name, (first, second))

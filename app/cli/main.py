@@ -44,8 +44,9 @@ def serve(
         raise typer.Exit(2) from None
     schema.upgrade(settings.effective_database_url)
     from app.api.app import create_app  # noqa: PLC0415 - the app is built only when serving
+    from app.engines.registry import serving_engines  # noqa: PLC0415
 
-    run_server(create_app(settings), settings.host, settings.port)
+    run_server(create_app(settings, serving_engines()), settings.host, settings.port)
 
 
 @db_cli.command("upgrade")

@@ -30,7 +30,8 @@ from app.pool.run import Outcome, RunHandle, StopReason, derived_progress
 
 #: Small sizes so that tests exercise batches, ranges, multi-step listings and spills. Batches run
 #: on the pool threads, where tests can watch them (test_helpers.py covers helper processes).
-TEST_TUNING = Tuning(list_step=7, batch_files=5, batch_bytes=256 * 1024, range_size=64 * 1024,
+TEST_TUNING = Tuning(list_step=7, inline_files=3, inline_bytes=128 * 1024, batch_files=5, batch_bytes=256 * 1024,
+                     range_size=64 * 1024,
                      queue_bound=50, frontier_bound=6, refill=4, helpers=False)  # fmt: skip
 
 

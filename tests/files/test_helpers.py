@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,23 @@ def test_an_exception_comes_back_as_itself(helpers: Helpers) -> None:
     with pytest.raises(FileNotFoundError) as caught:
         helpers.call(os.stat, "/no/such/file")
     assert caught.value.errno == 2
+
+
+def test_prestarted_helpers_take_the_first_calls() -> None:
+    """Helpers started ahead come up in the background and answer the first calls; none is
+    started for a call while one waits."""
+    helpers = Helpers()
+    try:
+        helpers.prestart(2)
+        deadline = time.monotonic() + 20
+        while helpers.idle < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert helpers.idle == 2
+        assert helpers.call(os.getpid) != os.getpid()
+        assert helpers.idle == 2  # the one that answered is back, and no third was started
+    finally:
+        helpers.close()
+    assert helpers.idle == 0
 
 
 def test_a_killed_helper_is_reported_and_replaced(helpers: Helpers) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.models import WorkItemRow
-from app.engines.files import copyrun, record_pending_region, units
+from app.engines.files import copyrun, record_pending_region, smallfiles, units
 from app.engines.files.store import Store
 from app.pool.run import Outcome, RunHandle
 
@@ -25,12 +25,12 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter[Any]]:
     landed: Counter[Any] = Counter()
     ranges: Counter[Any] = Counter()
     lock = threading.Lock()
-    real_copy, real_range = units.copy_file, units.copy_range
+    real_copy, real_range = smallfiles.copy_file_at, units.copy_range
 
-    def copy_file(src: Path, final: Path, *args: Any) -> int:
-        size = real_copy(src, final, *args)
+    def copy_file_at(src_dir: int, dst_dir: int, name: str, *args: Any) -> int:
+        size = real_copy(src_dir, dst_dir, name, *args)
         with lock:
-            landed[final.name] += 1
+            landed[name] += 1
         return size
 
     def copy_range(src: Path, temp: Path, offset: int, *args: Any) -> None:
@@ -38,7 +38,7 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter[Any]]:
         with lock:
             ranges[(src.name, offset)] += 1
 
-    monkeypatch.setattr(units, "copy_file", copy_file)
+    monkeypatch.setattr(smallfiles, "copy_file_at", copy_file_at)
     monkeypatch.setattr(units, "copy_range", copy_range)
     return {"landed": landed, "ranges": ranges}
 
@@ -113,14 +113,14 @@ def test_vanishing_file_is_counted_and_retried(
     pass once it is back."""
     write(src / "keep", "k")
     write(src / "sub" / "vanish", "v")
-    real = units.copy_file
+    real = smallfiles.copy_file_at
 
-    def copy_file(path: Path, final: Path, *args: Any) -> int:
-        if path.name == "vanish" and path.exists():
-            path.unlink()
-        return real(path, final, *args)
+    def copy_file_at(src_dir: int, dst_dir: int, name: str, *args: Any) -> int:
+        if name == "vanish" and (src / "sub" / "vanish").exists():
+            os.unlink(name, dir_fd=src_dir)
+        return real(src_dir, dst_dir, name, *args)
 
-    monkeypatch.setattr(units, "copy_file", copy_file)
+    monkeypatch.setattr(smallfiles, "copy_file_at", copy_file_at)
     job = harness.job(src, dst)
     result = harness.run(job)
     assert result.outcome is Outcome.COMPLETED
@@ -128,7 +128,7 @@ def test_vanishing_file_is_counted_and_retried(
     assert result.checkpoint is not None
     assert result.checkpoint["failures"] == [{"path": "sub/vanish", "reason": "No such file or directory"}]
     assert (dst / "keep").exists()
-    monkeypatch.setattr(units, "copy_file", real)
+    monkeypatch.setattr(smallfiles, "copy_file_at", real)
     write(src / "sub" / "vanish", "back")
     again = harness.run(job, incremental=True)
     assert again.progress["filesFailed"] == 0

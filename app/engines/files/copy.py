@@ -9,12 +9,14 @@ that ``SEEK_DATA``/``SEEK_HOLE`` report are copied, so sparse files stay sparse.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import itertools
 import os
 import re
 import secrets
+import stat
 import threading
 from pathlib import Path
 
@@ -52,7 +54,8 @@ def temp_name() -> str:
 
 
 def is_temp(name: str) -> bool:
-    return _TEMP.fullmatch(name) is not None
+    # Called for every target entry a listing meets: the prefix test spares most of them the regex.
+    return name.startswith(".ferry~") and _TEMP.fullmatch(name) is not None
 
 
 def _data_segments(fd: int, start: int, end: int) -> list[tuple[int, int]]:
@@ -134,37 +137,48 @@ def create_temp(directory: Path, size: int) -> tuple[int, Path]:
     return fd, path
 
 
+def _settle(fd: int, meta: Meta, fsync: bool) -> None:
+    """Give a written temporary file its mode and times, and flush it if asked."""
+    os.fchmod(fd, meta.mode)
+    os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
+    if fsync:
+        os.fsync(fd)
+
+
 def land(fd: int, temp: Path, final: Path, meta: Meta, fsync: bool) -> None:
     """Give the temporary file its mode and times, flush it if asked, rename it; closes ``fd``."""
     try:
-        os.fchmod(fd, meta.mode)
-        os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
-        if fsync:
-            os.fsync(fd)
+        _settle(fd, meta, fsync)
     finally:
         os.close(fd)
     os.rename(temp, final)
 
 
-def copy_file(src_path: Path, final: Path, limiter: BandwidthLimiter, stopping: threading.Event, fsync: bool) -> int:
-    """Copy one whole file to ``final`` atomically; returns its size (what it had when opened)."""
-    src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+def copy_file_at(
+    src_dir: int, dst_dir: int, name: str, limiter: BandwidthLimiter, stopping: threading.Event, fsync: bool
+) -> int:
+    """Copy the file ``name`` of the directory ``src_dir`` to the same name in ``dst_dir``
+    atomically; returns its size (what it had when opened)."""
+    src = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=src_dir)
     try:
         st = os.fstat(src)
         meta = Meta.of(st)
-        dense = st.st_blocks * 512 >= meta.size
-        fd, temp = create_temp(final.parent, 0 if dense else meta.size)
+        temp = temp_name()
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=dst_dir)
         try:
-            if meta.size:
-                copy_data(src, fd, 0, meta.size, limiter, stopping, dense)
+            try:
+                if meta.size:
+                    dense = st.st_blocks * 512 >= meta.size
+                    if not dense:
+                        os.ftruncate(fd, meta.size)  # holes where the source has them
+                    copy_data(src, fd, 0, meta.size, limiter, stopping, dense)
+                _settle(fd, meta, fsync)
+            finally:
+                os.close(fd)
+            os.rename(temp, name, src_dir_fd=dst_dir, dst_dir_fd=dst_dir)
         except BaseException:
-            os.close(fd)
-            temp.unlink(missing_ok=True)
-            raise
-        try:
-            land(fd, temp, final, meta, fsync)
-        except BaseException:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dst_dir)
             raise
         return meta.size
     finally:
@@ -206,15 +220,22 @@ def same_content(a: Path, b: Path, offset: int = 0, length: int | None = None) -
 
 
 def finish_dir(path: Path, meta: Meta, fsync: bool) -> None:
-    """Set a finished directory's mode and times (after its last entry changed), flush it if asked."""
+    """Set a finished directory's mode and times (after its last entry changed), flush it if asked.
+
+    A directory that already has them (a pass that changed nothing in it) is left alone: one
+    ``lstat`` instead of a ``chmod`` and a ``utime``.
+    """
     if fsync:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    os.chmod(path, meta.mode)
-    os.utime(path, ns=(meta.atime_ns, meta.mtime_ns))
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) != meta.mode:
+        os.chmod(path, meta.mode)
+    if st.st_mtime_ns != meta.mtime_ns:
+        os.utime(path, ns=(meta.atime_ns, meta.mtime_ns))
 
 
 def copy_range(

@@ -30,20 +30,14 @@ from app.engines.files.counters import Counters
 from app.engines.files.frontier import Frontier, Journal
 from app.engines.files.helpers import Helpers
 from app.engines.files.largefiles import LargeFiles
-from app.engines.files.listing import FileTask, Listing, Roots, reason
+from app.engines.files.listing import FileTask, Listing, Roots, StepResult, reason
 from app.engines.files.options import Durability, FilesOptions, ScanType
 from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
+from app.engines.files.smallfiles import Budget, Outcome
 from app.engines.files.store import ACTIVE, META, PARTIAL, PENDING, SPILL, Store
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import (
-    BatchUnit,
-    Env,
-    ListUnit,
-    Outcome,
-    RangeUnit,
-    RefillUnit,
-)
+from app.engines.files.units import BatchUnit, Deferred, Env, ListUnit, RangeUnit, RefillUnit
 
 log = structlog.get_logger(__name__)
 After = list[Callable[[], None]]
@@ -74,6 +68,7 @@ class CopyRun:
         self._roots = Roots(source, target, options, options.excluder)
         fsync = options.durability is Durability.FILE
         self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping, helpers)
+        self._budget = Budget(tuning.inline_files, tuning.inline_bytes, tuning.inline_seconds, tuning.range_size)
         self._store = Store(ctx.db, ctx.spec.job_id)
         self._lock = threading.Lock()
         self._db_lock = threading.Lock()
@@ -134,7 +129,7 @@ class CopyRun:
             return None
         room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
-            return ListUnit(self._continuations.popleft().listing, self._tuning.list_step)
+            return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._budget)
         if room and (unit := self._start_region()) is not None:
             return unit
         if self._small:
@@ -149,7 +144,11 @@ class CopyRun:
     def _start_region(self) -> ListUnit | None:
         if self._frontier.lifo and self._regions:
             return None  # DEPTH_FIRST: one region at a time
-        while (relpath := self._frontier.pop()) is not None:
+        # Several regions per unit while many wait, one as the frontier runs dry (so the last
+        # units spread over the workers rather than queue behind one long unit).
+        group = 1 if self._frontier.lifo else max(1, min(self._tuning.list_group, self._frontier.in_memory // 8))
+        listings: list[Listing] = []
+        while len(listings) < group and (relpath := self._frontier.pop()) is not None:
             if relpath in self._regions:
                 self._rescan_after.add(relpath)
                 continue
@@ -162,8 +161,8 @@ class CopyRun:
             )
             listing = Listing(self._roots, relpath, fresh=fresh, relist=relist, keep=keep)
             self._regions[relpath] = Region(relpath, listing, relist)
-            return ListUnit(listing, self._tuning.list_step, self._env.helpers)
-        return None
+            listings.append(listing)
+        return ListUnit(listings, self._tuning.list_step, self._env, self._budget) if listings else None
 
     def _batch(self) -> BatchUnit:
         tasks: list[FileTask] = []
@@ -198,16 +197,24 @@ class CopyRun:
             self._ctx.wake(min(queued, 64))
 
     def _listed(self, unit: ListUnit, error: BaseException | None, after: After) -> None:
-        region = self._regions[unit.listing.region]
-        result = unit.result
-        if error is not None or result is None:
-            unit.listing.close()
-            self._counters.fail(region.relpath or "/", f"directory not listed: {reason(error or OSError())}")
+        results: list[StepResult | BaseException | Deferred] = list(unit.results)
+        if error is not None or len(results) != len(unit.listings):
+            results = [error or OSError()] * len(unit.listings)
+        for listing, result in zip(unit.listings, results, strict=True):
+            self._listed_one(listing, result, after)
+
+    def _listed_one(self, listing: Listing, result: StepResult | BaseException | Deferred, after: After) -> None:
+        region = self._regions[listing.region]
+        if isinstance(result, Deferred):
+            self._continuations.append(region)  # its own unit, with a fresh budget
+            return
+        if isinstance(result, BaseException):
+            listing.close()
+            self._counters.fail(region.relpath or "/", f"directory not listed: {reason(result)}")
             if region.meta is None:
                 del self._regions[region.relpath]
                 self._journal.delete(PENDING, region.relpath)
                 return
-            result = None
         else:
             self._merge(region, result)
             if not result.done:
@@ -222,7 +229,7 @@ class CopyRun:
         else:
             self._journal.put(ACTIVE, region.relpath)
 
-    def _merge(self, region: Region, result: Any) -> None:
+    def _merge(self, region: Region, result: StepResult) -> None:
         c = self._counters
         region.meta = result.dir_meta or region.meta
         c.files_scanned += result.files_scanned
@@ -230,6 +237,7 @@ class CopyRun:
         c.files_skipped += result.files_skipped
         c.bytes_skipped += result.bytes_skipped
         c.files_copied += result.files_copied
+        c.bytes_copied += result.bytes_copied
         c.files_deleted += result.files_deleted
         for path, why in result.failures:
             c.fail(path, why)

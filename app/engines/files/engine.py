@@ -28,6 +28,11 @@ class FilesEngine:
         self.tuning = tuning or Tuning()
         self.helpers = Helpers() if self.tuning.helpers else None
 
+    def warm_up(self, helpers: int) -> None:
+        """Start ``helpers`` helper processes in the background (a server about to take work)."""
+        if self.helpers is not None:
+            self.helpers.prestart(helpers)
+
     def validate(
         self, source: str, target: str, options: Mapping[str, Any], allowed_roots: tuple[Path, ...]
     ) -> dict[str, Any]:

@@ -9,6 +9,9 @@ still decides how many batches run at once.
 
 Helpers start on demand (so there are never more than batches in flight) from a fork server,
 are reused, and each exits when its pipe closes: a server killed with -9 leaves none behind.
+Starting one is slow (the fork server imports the engine, about 0.7 s once; each helper then
+imports the main script again, ``ferry``'s whole CLI, about 0.5 s of CPU): ``ferry serve`` starts
+a few in the background (:meth:`Helpers.prestart`) so that its first migration does not wait.
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+import structlog
+
 from app.engines.files.copy import reseed_temp_names
+
+log = structlog.get_logger(__name__)
 
 
 class HelperLost(Exception):
@@ -60,9 +67,37 @@ class Helpers:
 
     def __init__(self) -> None:
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["app.engines.files.helpers", "app.engines.files.units"])
+        self._context.set_forkserver_preload(
+            ["app.engines.files.helpers", "app.engines.files.smallfiles", "app.engines.files.units"]
+        )
         self._idle: list[_Helper] = []
         self._lock = threading.Lock()
+        self._closed = False
+
+    def prestart(self, count: int) -> None:
+        """Start ``count`` helpers in a background thread; calls take them as they come."""
+        threading.Thread(target=self._prestart, args=(count,), name="ferry-helpers-start", daemon=True).start()
+
+    def _prestart(self, count: int) -> None:
+        for _ in range(count):
+            try:
+                helper = _Helper(self._context)
+            except Exception:
+                log.warning("copy helper not started", action="helper_start_failed", exc_info=True)
+                return
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._idle.append(helper)
+            if closed:
+                helper.stop()
+                return
+
+    @property
+    def idle(self) -> int:
+        """Helpers started and waiting for a call."""
+        with self._lock:
+            return len(self._idle)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run ``function(*args)`` in a helper; its exception, if any, is raised here."""
@@ -84,6 +119,7 @@ class Helpers:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for helper in idle:
             helper.stop()

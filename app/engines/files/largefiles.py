@@ -17,8 +17,9 @@ from app.engines.files.copy import Interrupted
 from app.engines.files.counters import Counters
 from app.engines.files.frontier import Journal
 from app.engines.files.listing import FileTask, reason
+from app.engines.files.smallfiles import touch
 from app.engines.files.store import PARTIAL
-from app.engines.files.units import Env, LargeFile, Phase, RangeUnit, touch
+from app.engines.files.units import Env, LargeFile, Phase, RangeUnit
 
 After = list[Callable[[], None]]
 #: Told (under the run's lock) when a file is finished one way or another: (region, after).

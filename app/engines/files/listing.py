@@ -54,6 +54,8 @@ class StepResult:
     files_skipped: int = 0
     bytes_skipped: int = 0
     files_copied: int = 0
+    #: Bytes of the files the listing's unit copied itself (see ``units.ListUnit``).
+    bytes_copied: int = 0
     files_deleted: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     #: The source directory's own metadata (first step), for finishing the region.

@@ -11,6 +11,13 @@ MiB = 1024 * 1024
 class Tuning:
     #: Directory entries one listing unit handles before it yields its worker.
     list_step: int = 2000
+    #: Regions not yet opened that one listing unit may take together (see ``units.ListUnit``).
+    list_group: int = 8
+    #: Small files one listing unit copies itself, in all its regions (the rest go to batches):
+    #: at most this many, this many bytes, and none once it has run this many seconds.
+    inline_files: int = 1024
+    inline_bytes: int = 32 * MiB
+    inline_seconds: float = 0.5
     #: A small-file batch ends at this many files or this many bytes, whichever comes first.
     batch_files: int = 64
     batch_bytes: int = 8 * MiB

@@ -15,10 +15,11 @@ from enum import Enum
 from pathlib import Path
 
 from app.engines.base import WorkerSlot
-from app.engines.files.copy import Interrupted, copy_file, copy_range, create_temp, land_large, same_content
+from app.engines.files.copy import copy_range, create_temp, land_large, same_content
 from app.engines.files.helpers import HelperLost, Helpers
-from app.engines.files.listing import FileTask, Listing, StepResult, reason
+from app.engines.files.listing import FileTask, Listing, StepResult
 from app.engines.files.policy import split_ranges
+from app.engines.files.smallfiles import Allowance, Budget, Outcome, copy_inline, copy_small_files
 from app.pool.bandwidth import BandwidthLimiter
 
 
@@ -35,41 +36,94 @@ class Env:
     helpers: Helpers | None = None
 
 
-class Outcome(Enum):
-    COPIED = "copied"
-    EQUAL = "equal"
-    FAILED = "failed"
+class Deferred(Enum):
+    """A region a unit hands back unlisted: the regions before it spent most of its budget, so
+    it is listed (and its files copied) by a unit of its own."""
+
+    DEFERRED = "deferred"
+
+
+DEFERRED = Deferred.DEFERRED
 
 
 @dataclass(slots=True)
 class ListUnit:
-    """A step of a directory listing; a small directory is listed whole in a helper process."""
+    """Steps of directory listings that also copy the small files they find, within a budget
+    (the rest go to batches): a small directory usually costs no other unit.
 
-    listing: Listing
+    A unit may carry several regions not yet opened, so that a tree of many small directories is
+    not dominated by the cost of handing out units. With helper processes, the small ones among
+    them are listed, and their files copied, whole in one helper call; their files go to batches
+    instead when a bandwidth limit is set (a helper cannot see the shared limiter; a batch takes
+    its bytes from it before it starts). Steps on the pool thread copy nothing inline when there
+    are helpers: copying there would queue for the GIL.
+    """
+
+    listings: list[Listing]
     step_entries: int
-    helpers: Helpers | None = None
-    result: StepResult | None = None
+    env: Env
+    budget: Budget
+    #: One per listing, in order: its step's result, why it could not be listed, or DEFERRED.
+    results: list[StepResult | Exception | Deferred] = field(default_factory=list)
     name: str = "list"
 
     def run(self, slot: WorkerSlot) -> None:
-        if self.helpers is not None and self.listing.unopened and self.listing.is_small():
+        env = self.env
+        found: list[StepResult | Exception | Deferred | None] = [None] * len(self.listings)
+        fresh = [i for i, listing in enumerate(self.listings) if listing.unopened]
+        if env.helpers is not None and fresh:
+            budget = self.budget if env.limiter.rate <= 0 else None
             try:
-                self.result = self.helpers.call(list_whole, self.listing)
-                return
+                answers = env.helpers.call(
+                    list_small, [self.listings[i] for i in fresh], env.source, env.target, env.fsync, budget
+                )
+                for i, answer in zip(fresh, answers, strict=True):
+                    found[i] = answer
             except HelperLost:
-                pass  # list it here instead
-        self.result = self.listing.step(self.step_entries)
+                pass  # list them here instead
+        allowance = Allowance(self.budget)
+        for i, listing in enumerate(self.listings):
+            if found[i] is None and i and env.helpers is None and not allowance.ample():
+                found[i] = DEFERRED
+            elif found[i] is None:
+                found[i] = self._step(listing, allowance)
+        self.results = [answer for answer in found if answer is not None]
+
+    def _step(self, listing: Listing, allowance: Allowance) -> StepResult | Exception:
+        env = self.env
+        try:
+            result = listing.step(self.step_entries)
+        except OSError as exc:
+            return exc
+        if env.helpers is None:
+            copy_inline(result, env.source, env.target, env.fsync, allowance, env.limiter, env.stopping)
+        return result
 
 
-def list_whole(listing: Listing) -> StepResult:
-    """In a helper: list a (small) directory from start to end in one step."""
-    return listing.step(sys.maxsize)
-
-
-def touch(path: Path, task: FileTask) -> None:
-    """Give a target found equal in content the source's mode and times."""
-    os.chmod(path, task.meta.mode)
-    os.utime(path, ns=(task.meta.atime_ns, task.meta.mtime_ns))
+def list_small(
+    listings: list[Listing], source: Path, target: Path, fsync: bool, budget: Budget | None
+) -> list[StepResult | Exception | Deferred | None]:
+    """In a helper: list each small directory from start to end in one step and copy what fits;
+    None for a directory that is not small (the caller lists it in steps), DEFERRED for those
+    met once the budget is mostly spent."""
+    answers: list[StepResult | Exception | Deferred | None] = []
+    allowance = Allowance(budget) if budget is not None else None
+    for listing in listings:
+        if answers and allowance is not None and not allowance.ample():
+            answers.append(DEFERRED)
+            continue
+        if not listing.is_small():
+            answers.append(None)
+            continue
+        try:
+            result = listing.step(sys.maxsize)
+        except OSError as exc:
+            answers.append(exc)
+            continue
+        if allowance is not None:
+            copy_inline(result, source, target, fsync, allowance)
+        answers.append(result)
+    return answers
 
 
 @dataclass(slots=True)
@@ -97,35 +151,6 @@ class BatchUnit:
         if results is None:
             results = copy_small_files(env.source, env.target, self.tasks, env.fsync, env.limiter, env.stopping)
         self.outcomes.extend((task, *result) for task, result in zip(self.tasks, results, strict=False))
-
-
-def copy_small_files(
-    source: Path,
-    target: Path,
-    tasks: list[FileTask],
-    fsync: bool,
-    limiter: BandwidthLimiter | None = None,
-    stopping: threading.Event | None = None,
-) -> list[tuple[Outcome, int, str]]:
-    """Copy ``tasks`` in order; one ``(outcome, bytes, reason)`` each, fewer if stopped early."""
-    results: list[tuple[Outcome, int, str]] = []
-    limiter = limiter or BandwidthLimiter(0)
-    stopping = stopping or threading.Event()
-    for task in tasks:
-        if stopping.is_set():
-            break
-        src, dst = source / task.relpath, target / task.relpath
-        try:
-            if task.compare and same_content(src, dst):
-                touch(dst, task)
-                results.append((Outcome.EQUAL, task.meta.size, ""))
-                continue
-            results.append((Outcome.COPIED, copy_file(src, dst, limiter, stopping, fsync), ""))
-        except Interrupted:
-            break
-        except OSError as exc:
-            results.append((Outcome.FAILED, 0, reason(exc)))
-    return results
 
 
 class Phase(Enum):
