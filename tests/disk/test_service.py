@@ -88,8 +88,11 @@ def test_kill_9_of_ferry_serve_resumes_with_only_the_rest(database_url: str, ser
     """kill -9 a real ferry serve mid-copy, start it again: the disk completes byte-identical, and
     the second process reads from the source well under the whole disk."""
     log = tmp_path / "reads.log"
+    # 32 MiB of data at 2 MB/s, on one connection with 8 MiB in flight: the copy is well short of
+    # done when the kill comes (with every lane's reads in flight at once, the whole disk's data
+    # would be requested at the start and finish together).
     source = servers.nbdkit(
-        "sparse-random", "size=32M", "percent=50", "seed=5", "rate=8M", f"logfile={log}", filters=("log", "rate")
+        "sparse-random", "size=64M", "percent=50", "seed=5", "rate=16M", f"logfile={log}", filters=("log", "rate")
     )
     data = tmp_path / "data"
     data.mkdir()
@@ -101,7 +104,8 @@ def test_kill_9_of_ferry_serve_resumes_with_only_the_rest(database_url: str, ser
         "FERRY_PORT": str(free_port()),
         "FERRY_INSTANCE_ID": "disk-restart",
     }
-    body = {"migrationId": "vm", "kind": "disk", "source": source, "target": str(target)}
+    options = {"parallel": False, "chunkSize": "1MiB"}
+    body = {"migrationId": "vm", "kind": "disk", "source": source, "target": str(target), "options": options}
     server = ServerProcess([str(FERRY), "serve"], env, tmp_path / "serve.log")
     try:
         assert server.client.post("/migrations", json=body).status_code == 201
@@ -125,8 +129,8 @@ def test_kill_9_of_ferry_serve_resumes_with_only_the_rest(database_url: str, ser
         server.close()
     second = bytes_read(log, lines_before)
     copied = done["progress"]["bytesCopied"]
-    same_content = servers.nbdkit("sparse-random", "size=32M", "percent=50", "seed=5")  # without the rate limit
-    assert digest(str(target), 32 * MiB) == digest(same_content, 32 * MiB)
+    same_content = servers.nbdkit("sparse-random", "size=64M", "percent=50", "seed=5")  # without the rate limit
+    assert digest(str(target), 64 * MiB) == digest(same_content, 64 * MiB)
     assert at_kill["state"] == "RUNNING"
     assert at_kill["progress"]["bytesCopied"] < copied
     assert second < copied, f"read all {copied} bytes again: the checkpoint was not used"
