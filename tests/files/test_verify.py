@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app.db.models import DiscrepancyRow
-from app.engines.base import Purpose
+from app.engines.base import Purpose, WorkerSlot
+from app.engines.files.verify import VCompareUnit, spans
 from app.pool.run import Outcome
 
-from .conftest import Harness, write
+from .conftest import TEST_TUNING, Harness, write
 
 
 def discrepancies(harness: Harness, job_id: str) -> list[tuple[int, str, str]]:
@@ -67,3 +69,47 @@ def test_verify_without_content_checks_sizes_only(harness: Harness, src: Path, d
     result = harness.run(job, purpose=Purpose.VERIFY)
     assert result.progress["discrepancies"] == 0
     assert discrepancies(harness, job.job_id) == []
+
+
+def test_large_file_is_compared_range_by_range_and_named_once(
+    harness: Harness, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of five ranges is compared range by range, in units of at most a batch's bytes (no
+    unit holds a worker for the whole file); damaged in two ranges it is one CONTENT_MISMATCH,
+    and bytesChecked counts it once."""
+    size = 5 * TEST_TUNING.range_size - 100
+    write(src / "huge", os.urandom(size))
+    job = harness.job(src, dst, verifyContent=True)
+    assert harness.run(job).outcome is Outcome.COMPLETED
+    units: list[list[int]] = []
+    real_run = VCompareUnit.run
+
+    def watched(unit: VCompareUnit, slot: WorkerSlot) -> None:
+        units.append([span.offset for span in unit.spans])
+        real_run(unit, slot)
+
+    monkeypatch.setattr(VCompareUnit, "run", watched)
+    clean = harness.run(job, purpose=Purpose.VERIFY)
+    assert (clean.progress["discrepancies"], clean.progress["bytesChecked"]) == (0, size)
+    assert sorted(offset for unit in units for offset in unit) == list(range(0, size, TEST_TUNING.range_size))
+    assert len(units) > 1
+    assert all(len(unit) * TEST_TUNING.range_size <= TEST_TUNING.batch_bytes for unit in units)
+
+    data = bytearray((dst / "huge").read_bytes())
+    data[10] ^= 1
+    data[3 * TEST_TUNING.range_size + 10] ^= 1
+    (dst / "huge").write_bytes(bytes(data))
+    damaged = harness.run(job, purpose=Purpose.VERIFY)
+    assert damaged.progress["bytesChecked"] == size
+    assert [(kind, path) for _, kind, path in discrepancies(harness, job.job_id)] == [("CONTENT_MISMATCH", "huge")]
+
+
+def test_spans_cover_a_file_exactly_once() -> None:
+    """Ranges tile the file with no gap or overlap; the last one reads to the end (growth shows)."""
+    for size in (0, 1, 999, 1000, 1001, 4500):
+        cut = spans("f", size, 1000)
+        assert sum(span.size for span in cut) == size
+        assert [span.offset for span in cut] == list(range(0, max(size, 1), 1000))[: len(cut)]
+        assert cut[-1].length is None
+        assert all(span.length == span.size == 1000 for span in cut[:-1])
+        assert all(span.ranged for span in cut) == (size > 1000)

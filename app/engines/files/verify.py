@@ -2,7 +2,7 @@
 
 Each region's listing compares existence, kind and size (and symlink texts); with
 ``verifyContent`` or the ``CHECKSUM`` policy, files of equal size are compared by content digest
-in batches. Discrepancies (``MISSING_ON_TARGET``, ``MISSING_ON_SOURCE``, ``SIZE_MISMATCH``,
+in batches, large ones range by range. Discrepancies (``MISSING_ON_TARGET``, ``MISSING_ON_SOURCE``, ``SIZE_MISMATCH``,
 ``CONTENT_MISMATCH``) get increasing ``seq`` numbers and are written in batches; the job's old
 ones are deleted when the run opens. A verification always starts over: it has nothing to resume.
 """
@@ -19,7 +19,7 @@ from app.engines.base import WorkerSlot
 from app.engines.files.copy import is_temp, same_content
 from app.engines.files.listing import join, reason
 from app.engines.files.options import FilesOptions
-from app.engines.files.policy import Kind, Meta
+from app.engines.files.policy import Kind, Meta, is_large
 
 TYPES = {"MISSING_ON_TARGET": "missingOnTarget", "MISSING_ON_SOURCE": "missingOnSource",
          "SIZE_MISMATCH": "sizeMismatch", "CONTENT_MISMATCH": "contentMismatch"}  # fmt: skip
@@ -108,22 +108,57 @@ class VListUnit:
         self.result = self.listing.step(self.limit)
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Bytes of one file to compare: all of it, or one range of a large file."""
+
+    relpath: str
+    offset: int
+    #: Bytes to compare, or None for up to the end of the longer file (a whole file, or a large
+    #: file's last range: a file grown since it was listed still differs).
+    length: int | None
+    #: Bytes this span accounts for in ``bytesChecked``.
+    size: int
+    #: One of several ranges of a large file (their findings name the file once).
+    ranged: bool = False
+
+
+def spans(relpath: str, size: int, range_size: int) -> list[Span]:
+    """A file's comparison, cut into ranges of ``range_size`` when it is larger than that, so
+    one huge file never holds a worker for minutes (as its copy does not)."""
+    if not is_large(size, range_size):
+        return [Span(relpath, 0, None, size)]
+    starts = range(0, size, range_size)
+    return [
+        Span(relpath, start, None if start == starts[-1] else range_size, min(range_size, size - start), True)
+        for start in starts
+    ]
+
+
 @dataclass(slots=True)
 class VCompareUnit:
     source: Path
     target: Path
-    files: list[tuple[str, int]]
+    spans: list[Span]
     stopping: threading.Event
     result: Checked = field(default_factory=Checked)
+    #: Files of ranged spans that found something (``VerifyRun`` names each file once).
+    flagged: set[str] = field(default_factory=set)
     name: str = "verify-compare"
 
     def run(self, slot: WorkerSlot) -> None:
-        for relpath, size in self.files:
+        for span in self.spans:
             if self.stopping.is_set():
                 return
+            relpath = span.relpath
+            found: Found | None = None
             try:
-                if not same_content(self.source / relpath, self.target / relpath):
-                    self.result.found.append(("CONTENT_MISMATCH", relpath, "the contents differ"))
+                if not same_content(self.source / relpath, self.target / relpath, span.offset, span.length):
+                    found = ("CONTENT_MISMATCH", relpath, "the contents differ")
             except OSError as exc:
-                self.result.found.append(("MISSING_ON_TARGET", relpath, f"not readable: {reason(exc)}"))
-            self.result.bytes += size
+                found = ("MISSING_ON_TARGET", relpath, f"not readable: {reason(exc)}")
+            if found is not None:
+                self.result.found.append(found)
+                if span.ranged:
+                    self.flagged.add(relpath)
+            self.result.bytes += span.size

@@ -17,7 +17,17 @@ from app.engines.files.options import FilesOptions
 from app.engines.files.store import Store
 from app.engines.files.tuning import Tuning
 from app.engines.files.units import RefillUnit
-from app.engines.files.verify import FLUSH_AT, TYPES, Checked, Found, VCompareUnit, VerifyListing, VListUnit
+from app.engines.files.verify import (
+    FLUSH_AT,
+    TYPES,
+    Checked,
+    Found,
+    Span,
+    VCompareUnit,
+    VerifyListing,
+    VListUnit,
+    spans,
+)  # fmt: skip
 
 
 class VerifyRun:
@@ -30,7 +40,9 @@ class VerifyRun:
         self._frontier = Frontier(lifo=False, bound=tuning.frontier_bound)
         self._listings: deque[VerifyListing] = deque()
         self._listing = 0
-        self._compare: deque[tuple[str, int]] = deque()
+        self._compare: deque[Span] = deque()
+        #: Large files a range of which already produced a finding.
+        self._flagged: set[str] = set()
         self._inflight = 0
         self._refilling = False
         self._counts: Counter[str] = Counter()
@@ -67,12 +79,12 @@ class VerifyRun:
             listing = VerifyListing(self._source, self._target, region, self._options)
             return VListUnit(listing, self._tuning.list_step)
         if self._compare:
-            files: list[tuple[str, int]] = []
+            batch: list[Span] = []
             size = 0
-            while self._compare and len(files) < self._tuning.batch_files and size < self._tuning.batch_bytes:
-                files.append(self._compare.popleft())
-                size += files[-1][1]
-            return VCompareUnit(self._source, self._target, files, self._ctx.stopping)
+            while self._compare and len(batch) < self._tuning.batch_files and size < self._tuning.batch_bytes:
+                batch.append(self._compare.popleft())
+                size += batch[-1].size
+            return VCompareUnit(self._source, self._target, batch, self._ctx.stopping)
         if not self._frontier.in_memory and self._frontier.spilled and not self._refilling:
             self._refilling = True
             return RefillUnit(self._refill)
@@ -84,7 +96,7 @@ class VerifyRun:
             if isinstance(unit, VListUnit):
                 self._listed(unit, error)
             elif isinstance(unit, VCompareUnit):
-                self._record(unit.result)
+                self._compared(unit)
             elif isinstance(unit, RefillUnit):
                 self._refilling = False
             flush = len(self._buffer) >= FLUSH_AT
@@ -107,7 +119,8 @@ class VerifyRun:
             self._add(("MISSING_ON_TARGET", path, f"directory not compared: {reason(error or OSError())}"))
             return
         self._record(result)
-        self._compare.extend(result.compare)
+        for relpath, size in result.compare:
+            self._compare.extend(spans(relpath, size, self._tuning.range_size))
         for child in result.children:
             self._frontier.push(child)
         if result.done:
@@ -115,6 +128,21 @@ class VerifyRun:
             self._counts["directoriesChecked"] += 1
         else:
             self._listings.append(unit.listing)
+
+    def _compared(self, unit: VCompareUnit) -> None:
+        """Record a compare unit's findings; a large file differing in several ranges once."""
+        result = unit.result
+        if unit.flagged:
+            kept: list[Found] = []
+            for found in result.found:
+                path = found[1]
+                if path in unit.flagged:
+                    if path in self._flagged:
+                        continue
+                    self._flagged.add(path)
+                kept.append(found)
+            result.found = kept
+        self._record(result)
 
     def _record(self, result: Checked) -> None:
         self._counts["filesChecked"] += result.files
@@ -162,7 +190,7 @@ class VerifyRun:
         with self._lock:
             scanning = len(self._frontier) + self._listing
             done = self._counts["bytesChecked"]
-            pending = sum(size for _, size in self._compare)
+            pending = sum(span.size for span in self._compare)
             return Progress(self._fields(), done, None if scanning else done + pending)
 
     def checkpoint(self) -> dict[str, Any]:
