@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.engines.disk.buffers import ChunkBuffer
 from app.engines.disk.sinks import FileSink
 from app.engines.disk.writeback import WINDOW, Writeback
 
@@ -33,9 +34,11 @@ def test_file_sink_writes_exactly_and_keeps_only_the_window_cached(tmp_path: Pat
     offsets = offsets[1::2] + offsets[::2]
     sink = FileSink(target)
     errors: list[int] = []
+    buffer = ChunkBuffer(CHUNK)
     try:
         for offset in offsets:
-            sink.write(memoryview(bytes([offset // CHUNK + 1]) * CHUNK), offset, errors.append)
+            buffer.data[:] = bytes([offset // CHUNK + 1]) * CHUNK
+            sink.write(buffer, 0, CHUNK, offset, errors.append)
         assert errors == [0] * len(offsets)
         assert _resident_bytes(target) <= WINDOW + CHUNK
         sink.flush()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import nbd
 import structlog
 
+from app.engines.disk.buffers import POOL, ChunkBuffer
 from app.engines.disk.endpoints import ConnectError
 from app.engines.disk.sinks import Sink, close_handle
 
@@ -29,20 +30,25 @@ class Lane:
     source: nbd.NBD
     sink: Sink
     #: Read buffers reused for every chunk: how many bounds the reads in flight.
-    buffers: list[nbd.Buffer]
+    buffers: list[ChunkBuffer]
 
     def close(self) -> None:
-        """Wait for replies still due (nbdkit may abort on a disconnect with replies pending)."""
+        """Wait for replies still due (nbdkit may abort on a disconnect with replies pending);
+        the buffers go back to the pool unless a request that may still fill one is in flight."""
         handles = [self.source] if self.sink.handle is None else [self.source, self.sink.handle]
         deadline = time.monotonic() + DRAIN_TIMEOUT
+        settled = True
         for handle in handles:
             try:
                 while not handle.aio_is_dead() and handle.aio_in_flight() > 0 and time.monotonic() < deadline:
                     handle.poll(1000)
+                settled = settled and (handle.aio_is_dead() or handle.aio_in_flight() == 0)
             except nbd.Error:
-                pass
+                settled = False
         close_handle(self.source)
         self.sink.close()
+        if settled:
+            POOL.give(self.buffers)
 
 
 class Lanes:

@@ -11,6 +11,7 @@ import nbd
 
 from app.engines.base import InvalidField, JobContext, JobFailed
 from app.engines.disk import endpoints
+from app.engines.disk.buffers import POOL, ChunkBuffer
 from app.engines.disk.connections import Lane, Lanes
 from app.engines.disk.endpoints import ALLOCATION, ConnectError, bitmap_context, connect
 from app.engines.disk.extents import Range, coalesce, normalise
@@ -65,9 +66,8 @@ def open_job(ctx: JobContext, options: DiskOptions, *, writable: bool) -> Opened
     return Opened(lanes, source, first.sink, size)
 
 
-def _buffers(chunk_size: int) -> list[nbd.Buffer]:
-    count = max(2, min(8, INFLIGHT_BYTES // chunk_size))
-    return [nbd.Buffer.from_buffer(bytearray(chunk_size)) for _ in range(count)]
+def _buffers(chunk_size: int) -> list[ChunkBuffer]:
+    return POOL.take(chunk_size, max(2, min(8, INFLIGHT_BYTES // chunk_size)))
 
 
 def _sink_factory(target: str, size: int, roots: tuple[Path, ...], *, writable: bool) -> Callable[[float], Sink]:
