@@ -208,59 +208,55 @@ class _Pipeline:
 def wait_on(handles: list[nbd.NBD], timeout: float, settled: Callable[[], bool]) -> None:
     """Serve the handles' sockets until ``settled()`` (a completion callback ran); ConnectionLost
     if one died or none made progress for ``timeout`` seconds."""
-    if len(handles) == 1:
-        _wait_one(handles[0], timeout, settled)
-        return
+    step = _poll_one(handles[0]) if len(handles) == 1 else _poll_many(handles)
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            if step():
+                _check_alive(handles)
+                if settled():
+                    return
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > timeout:
+                raise ConnectionLost(f"no reply for {timeout:g} s")
+    except nbd.Error as exc:
+        raise ConnectionLost(exc.string) from None
+
+
+def _poll_one(handle: nbd.NBD) -> Callable[[], bool]:
+    """One handle: libnbd's own poll does the waiting and the reading, with the GIL released."""
+    return lambda: handle.poll(1000) > 0
+
+
+def _poll_many(handles: list[nbd.NBD]) -> Callable[[], bool]:
+    """Several handles: one poll(2) over their sockets, each told what it is ready for."""
     poller = select.poll()
     by_fd: dict[int, nbd.NBD] = {}
     for handle in handles:
-        direction = handle.aio_get_direction()
-        events = (select.POLLIN if direction & nbd.AIO_DIRECTION_READ else 0) | (
-            select.POLLOUT if direction & nbd.AIO_DIRECTION_WRITE else 0
-        )
         fd = handle.aio_get_fd()
         by_fd[fd] = handle
-        poller.register(fd, events)
-    quiet_since = time.monotonic()
-    try:
-        while True:
-            ready = poller.poll(1000)
-            for fd, events in ready:
-                handle = by_fd[fd]
-                if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
-                    handle.aio_notify_read()
+        poller.register(fd, _events(handle.aio_get_direction()))
+
+    def step() -> bool:
+        ready = poller.poll(1000)
+        for fd, events in ready:
+            handle = by_fd[fd]
+            if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                handle.aio_notify_read()
+            direction = handle.aio_get_direction()
+            if events & select.POLLOUT and direction & nbd.AIO_DIRECTION_WRITE:
+                handle.aio_notify_write()
                 direction = handle.aio_get_direction()
-                if events & select.POLLOUT and direction & nbd.AIO_DIRECTION_WRITE:
-                    handle.aio_notify_write()
-                    direction = handle.aio_get_direction()
-                # What the handle waits for next (a request still being sent, or only replies).
-                poller.modify(fd, (select.POLLIN if direction & nbd.AIO_DIRECTION_READ else 0)
-                              | (select.POLLOUT if direction & nbd.AIO_DIRECTION_WRITE else 0))  # fmt: skip
-            _check_alive(handles)
-            if ready:
-                if settled():
-                    return
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > timeout:
-                raise ConnectionLost(f"no reply for {timeout:g} s")
-    except nbd.Error as exc:
-        raise ConnectionLost(exc.string) from None
+            poller.modify(fd, _events(direction))  # a request still being sent, or only replies
+        return bool(ready)
+
+    return step
 
 
-def _wait_one(handle: nbd.NBD, timeout: float, settled: Callable[[], bool]) -> None:
-    """One handle: libnbd's own poll does the waiting and the reading, with the GIL released."""
-    quiet_since = time.monotonic()
-    try:
-        while True:
-            if handle.poll(1000):
-                _check_alive([handle])
-                if settled():
-                    return
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > timeout:
-                raise ConnectionLost(f"no reply for {timeout:g} s")
-    except nbd.Error as exc:
-        raise ConnectionLost(exc.string) from None
+def _events(direction: int) -> int:
+    return (select.POLLIN if direction & nbd.AIO_DIRECTION_READ else 0) | (
+        select.POLLOUT if direction & nbd.AIO_DIRECTION_WRITE else 0
+    )
 
 
 def _check_alive(handles: list[nbd.NBD]) -> None:
