@@ -9,14 +9,16 @@ still decides how many batches run at once.
 
 Helpers start on demand (so there are never more than batches in flight) from a fork server,
 are reused, and each exits when its pipe closes: a server killed with -9 leaves none behind.
-Starting one is slow (the fork server imports the engine, about 0.7 s once; each helper then
-imports the main script again, ``ferry``'s whole CLI, about 0.5 s of CPU): ``ferry serve`` starts
-a few in the background (:meth:`Helpers.prestart`) so that its first migration does not wait.
+Starting the fork server is slow (it imports the engine, about 0.7 s once), so ``ferry serve``
+starts a few helpers in the background (:meth:`Helpers.prestart`) and its first migration does not
+wait; helpers do not import the main script again (see :func:`_spare_helpers_the_main_script`).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import multiprocessing
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -62,10 +64,26 @@ class _Helper:
             self.process.kill()
 
 
+def _spare_helpers_the_main_script() -> None:
+    """Keep helpers from running the parent's main script again.
+
+    multiprocessing starts each child by importing the parent's main script anew (as
+    ``__mp_main__``) unless the main module was run by name (``python -m``), and skips it for a
+    package's ``__main__``. For ``ferry serve`` that script is the whole CLI (typer, rich,
+    httpx): about 0.5 s of CPU and 28 MB more per helper, for nothing (helpers are sent
+    functions of ``app`` modules, never of the script). So a main module run from a path is
+    described as a package's ``__main__``, which the children skip.
+    """
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None and hasattr(main, "__file__"):
+        main.__spec__ = importlib.machinery.ModuleSpec("ferry.__main__", None)
+
+
 class Helpers:
     """A reusable set of helper processes; thread-safe."""
 
     def __init__(self) -> None:
+        _spare_helpers_the_main_script()
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(
             ["app.engines.files.helpers", "app.engines.files.smallfiles", "app.engines.files.units"]
