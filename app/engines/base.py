@@ -148,3 +148,13 @@ class RescansRegions(Protocol):
     """
 
     def add_pending_region(self, db: Database, job_id: str, path: str, run: JobRun | None) -> None: ...
+
+
+@runtime_checkable
+class LeavesPartials(Protocol):
+    """Optional, for engines that keep a half-copied file under a temporary name in the target
+    between runs (so a resume continues mid-file): remove them when the job is deleted."""
+
+    def discard_partials(self, db: Database, job_id: str, target: str) -> int:
+        """Remove the job's partial files from ``target``; how many were removed."""
+        ...

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.db import jobs as job_queries
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, WorkItemRow, utcnow
 from app.db.session import Database
-from app.engines.base import Engine, InvalidField, Purpose, RescansRegions
+from app.engines.base import Engine, InvalidField, LeavesPartials, Purpose, RescansRegions
 from app.errors import Conflict, InvalidValue, NotFound
 from app.policy.allocation import Grant, Priority, percentage_of, requested_threads
 from app.policy.percent import parse_percent
@@ -255,8 +255,12 @@ class JobService:
             row = _row(session, job_id)
             self._refuse_if_busy(row, Action.DELETE)
             _next(row, Action.DELETE)
-            session.execute(delete(CopyJobRow).where(CopyJobRow.id == job_id, CopyJobRow.state == row.state))
-        _logged(job_id, "delete", row.state, None)
+            state, engine = row.state, self._engines.get(row.kind)
+            if isinstance(engine, LeavesPartials):
+                # Before the job's rows go: they say which temporaries are its own.
+                engine.discard_partials(self._db, job_id, row.target)
+            session.execute(delete(CopyJobRow).where(CopyJobRow.id == job_id, CopyJobRow.state == state))
+        _logged(job_id, "delete", state, None)
 
     def verify(self, job_id: str) -> JobView:
         with self._db.session() as session:

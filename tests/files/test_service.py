@@ -181,3 +181,25 @@ def test_nul_and_odd_paths_are_422_not_500(api: LiveServer, tmp_path: Path, fiel
         response = api.client.post("/migrations", json=body)
         assert response.status_code == 422, (odd, response.text)
         assert response.json()["detail"].startswith(field)
+
+
+def test_deleting_a_stopped_migration_removes_its_partial_file(api: LiveServer, tmp_path: Path) -> None:
+    """A stop part way through a large file keeps its temporary (a resume continues mid-file);
+    deleting the stopped migration removes it, so no half file outlives the migration."""
+    src, dst = tmp_path / "data" / "src", tmp_path / "data" / "dst"
+    write(src / "keep.txt", "landed")
+    write(src / "big" / "disk.img", os.urandom(80 * 1024 * 1024))  # three ranges of 32 MiB
+    client = api.client
+    client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "16MB"})
+    body = {"migrationId": "half", "kind": "files", "source": str(src), "target": str(dst)}
+    assert client.post("/migrations", json=body).status_code == 201
+    deadline = time.monotonic() + 30
+    while not temp_files(dst) or client.get("/migrations/half").json()["progress"].get("bytesCopied", 0) < 33_000_000:
+        assert time.monotonic() < deadline, "no range of the large file landed in its temporary"
+        time.sleep(0.1)
+    assert client.post("/migrations/half/stop").status_code == 200
+    api.wait_for("half", {"STOPPED"})
+    assert temp_files(dst), "the partial file is kept while the migration may resume"
+    assert client.delete("/migrations/half").status_code == 204
+    assert temp_files(dst) == []
+    assert (dst / "keep.txt").read_text() == "landed"

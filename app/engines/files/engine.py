@@ -12,9 +12,11 @@ from app.engines.base import InvalidField, JobContext, JobFailed, JobRun, Purpos
 from app.engines.files.copyrun import CopyRun
 from app.engines.files.counters import empty_fields
 from app.engines.files.helpers import Helpers
+from app.engines.files.largefiles import remove_partials
 from app.engines.files.options import parse_options
 from app.engines.files.paths import validate_paths
 from app.engines.files.regions import record_pending_region
+from app.engines.files.store import Store
 from app.engines.files.tuning import Tuning
 from app.engines.files.verifyrun import VerifyRun
 
@@ -59,6 +61,11 @@ class FilesEngine:
 
     def empty_progress(self) -> dict[str, int | float]:
         return empty_fields()
+
+    def discard_partials(self, db: Database, job_id: str, target: str) -> int:
+        """Remove the temporaries of large files a stopped copy was part way through (kept so a
+        resume continues mid-file): the job is being deleted and will not resume."""
+        return remove_partials(Store(db, job_id), Path(target))
 
     def add_pending_region(self, db: Database, job_id: str, path: str, run: JobRun | None) -> None:
         """Rescan one directory: now in a running copy, else at the job's next run."""

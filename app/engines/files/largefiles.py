@@ -13,13 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.engines.files.copy import Interrupted
+import structlog
+
+from app.engines.files.copy import Interrupted, is_temp
 from app.engines.files.counters import Counters
 from app.engines.files.frontier import Journal
 from app.engines.files.listing import FileTask, reason
+from app.engines.files.regions import parent_region
 from app.engines.files.smallfiles import touch
-from app.engines.files.store import PARTIAL
+from app.engines.files.store import PARTIAL, Store
 from app.engines.files.units import Env, LargeFile, Phase, RangeUnit
+
+log = structlog.get_logger(__name__)
 
 After = list[Callable[[], None]]
 #: Told (under the run's lock) when a file is finished one way or another: (region, after).
@@ -110,3 +115,22 @@ class LargeFiles:
         except OSError as exc:
             with self.lock:
                 self.counters.fail(task.relpath, f"mode and times not set: {reason(exc)}")
+
+
+def remove_partials(store: Store, target: Path) -> int:
+    """Delete the temporaries the job's ``partial`` rows name (only names ferry gives its
+    temporaries, in the file's own target directory); how many were removed."""
+    removed = 0
+    for relpath, partial in store.load(PARTIAL).items():
+        name = str(partial.get("temp")) if isinstance(partial, dict) else ""
+        if not is_temp(name):
+            continue
+        path = target / parent_region(relpath) / name
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("partial file not removed", action="partial_kept", path=str(path), reason=reason(exc))
+    return removed
