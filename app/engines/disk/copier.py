@@ -21,6 +21,7 @@ import nbd
 from app.engines.disk.buffers import PIECE, ChunkBuffer
 from app.engines.disk.connections import Lane
 from app.engines.disk.extents import Chunk, ChunkKind, zero_runs
+from app.engines.disk.sinks import countdown, retire
 from app.engines.disk.work import Outcome
 
 #: Granularity of zero detection inside a data chunk.
@@ -115,20 +116,16 @@ class _Pipeline:
         self.busy.add(job)
         buffer, length = job.buffer, job.chunk.length
         pieces = range(0, length, READ_REQUEST)
-        state = {"left": len(pieces), "err": 0}
 
-        def read_done(error: object) -> int:
+        def read_done(error: int) -> None:
             self.completions += 1
-            state["left"] -= 1
-            state["err"] = state["err"] or int(error.value)  # type: ignore[attr-defined]
-            if state["left"] == 0:
-                self.reads.append((job, state["err"]))
-            return 1
+            self.reads.append((job, error))
 
+        piece_done = retire(countdown(len(pieces), read_done))
         try:
             for start in pieces:
                 piece = buffer.piece(start, min(READ_REQUEST, length - start))
-                self.lane.source.aio_pread(piece, job.chunk.offset + start, read_done)
+                self.lane.source.aio_pread(piece, job.chunk.offset + start, piece_done)
         except nbd.Error as exc:
             raise ConnectionLost(f"source: {exc.string}") from None
 

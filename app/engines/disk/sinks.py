@@ -54,7 +54,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _retire(done: Done) -> Callable[[Any], int]:
+def retire(done: Done) -> Callable[[Any], int]:
     def completion(error: Any) -> int:
         done(int(error.value))
         return 1  # retire the command: nobody calls aio_command_completed on it
@@ -62,7 +62,7 @@ def _retire(done: Done) -> Callable[[Any], int]:
     return completion
 
 
-def _countdown(pieces: int, done: Done) -> Done:
+def countdown(pieces: int, done: Done) -> Done:
     """A ``done`` for each of ``pieces`` requests that calls ``done`` once, after the last,
     with the first error any of them had."""
     state = {"left": pieces, "err": 0}
@@ -100,7 +100,7 @@ class NbdSink:
         # a run's first and last use the buffer's cached wrappers.
         end = start + size
         cuts = [start, *range((start // PIECE + 1) * PIECE, end, PIECE), end]
-        piece_done = _retire(_countdown(len(cuts) - 1, done))
+        piece_done = retire(countdown(len(cuts) - 1, done))
         for begin, finish in itertools.pairwise(cuts):
             self._h.aio_pwrite(buffer.piece(begin, finish - begin), offset + begin - start, piece_done)
 
@@ -109,7 +109,7 @@ class NbdSink:
             self._write_zeroes(offset, length, done)
             return
         if not self._fast_zero:
-            self._h.aio_zero(length, offset, _retire(done))
+            self._h.aio_zero(length, offset, retire(done))
             return
 
         def fast_done(err: int) -> None:
@@ -118,17 +118,17 @@ class NbdSink:
                 # still cheaper than sending the zeroes over the wire. Not from inside a
                 # callback, which must not call into the handle: after the poll.
                 self._fast_zero = False
-                self._deferred.append(lambda: self._h.aio_zero(length, offset, _retire(done)))
+                self._deferred.append(lambda: self._h.aio_zero(length, offset, retire(done)))
             else:
                 done(err)
 
-        self._h.aio_zero(length, offset, _retire(fast_done), nbd.CMD_FLAG_FAST_ZERO)
+        self._h.aio_zero(length, offset, retire(fast_done), nbd.CMD_FLAG_FAST_ZERO)
 
     def _write_zeroes(self, offset: int, length: int, done: Done) -> None:
         if self._zeroes is None:
             self._zeroes = ChunkBuffer(_ZERO_WRITE)  # never written to: all zeroes for good
         pieces = range(offset, offset + length, _ZERO_WRITE)
-        piece_done = _retire(_countdown(len(pieces), done))
+        piece_done = retire(countdown(len(pieces), done))
         for start in pieces:
             size = min(_ZERO_WRITE, offset + length - start)
             self._h.aio_pwrite(self._zeroes.piece(0, size), start, piece_done)
