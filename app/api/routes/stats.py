@@ -13,7 +13,9 @@ router = APIRouter(tags=["stats"])
 
 
 @router.get("/stats/scannerPoolStats", operation_id="scannerPoolStats", response_model=ScannerPoolStats)
-def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
+async def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
+    """The cluster's pool and each running migration's share, from the snapshot each node keeps
+    ready (answered on the event loop: it touches neither the database nor the pool)."""
     return services.stats.scanner_pool()
 
 
@@ -23,11 +25,11 @@ def migration_summary(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.get("/stats/throughputSummary", operation_id="throughputSummary", response_model=ThroughputSummary)
-def throughput_summary(services: ServicesDep) -> dict[str, Any]:
+async def throughput_summary(services: ServicesDep) -> dict[str, Any]:
     return services.stats.throughput()
 
 
 @router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"])
-def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
+async def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
     """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations."""
     return services.stats.nodes()
