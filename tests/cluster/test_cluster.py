@@ -79,6 +79,12 @@ def test_one_pool_across_nodes_never_exceeds_the_limit(cluster: Cluster, disks: 
     for job, target in targets.items():
         wait_until(lambda job=job: cluster.migration(job)["state"] == "COMPLETED", 90, f"{job} completed")
         assert same_disk(sources[job], target, SIZE), job
+    copied = sum(cluster.migration(job)["progress"]["bytesCopied"] for job in sources)
+    for node_id, node in cluster.nodes.items():  # any node describes the whole cluster
+        window = node.client.get("/stats/throughputSummary").json()["windows"][-1]
+        assert window["bytes"] >= copied * 0.99, node_id
+        metrics = node.client.get("/metrics").text
+        assert all(f'ferry_node_heartbeat_age_seconds{{node="{other}"}}' in metrics for other in cluster.nodes)
 
 
 def test_a_stop_sent_to_one_node_stops_the_copy_on_another(cluster: Cluster, disks: Servers) -> None:
