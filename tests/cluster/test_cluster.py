@@ -6,6 +6,7 @@ real file targets, and is bounded in time (the node lease here is 4 s; the defau
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -246,3 +247,27 @@ def _ended(disks: Servers, node: Any, job_id: str) -> dict[str, Any] | None:
     disks.revive()
     found = node.migration(job_id)
     return found if found["state"] in ("COMPLETED", "FAILED") else None
+
+
+def test_a_rescan_asked_on_one_node_reaches_the_copy_on_another(cluster: Cluster) -> None:
+    """addPendingRegion sent to the node that does not run the migration reaches the one that
+    does: a file added to an already listed directory is copied in the same pass."""
+    a, b = cluster.start("a"), cluster.start("b")
+    source, target = cluster.data / "src", cluster.data / "dst"
+    (source / "early").mkdir(parents=True)
+    (source / "early" / "first.txt").write_text("listed first")
+    (source / "late").mkdir()
+    for i in range(6):
+        (source / "late" / f"blob{i}.bin").write_bytes(os.urandom(2 * 1024**2))
+    set_property(cluster, "global.bandwidth.limit", "2MB")
+    body = {"migrationId": "tree", "kind": "files", "source": str(source), "target": str(target)}
+    assert a.client.post("/migrations", json=body).status_code == 201
+    wait_until((target / "early" / "first.txt").exists, 30, "the early directory copied")
+    (source / "early" / "added.txt").write_text("added after its directory was listed")
+    running_on = cluster.migration("tree")["node"]
+    other = a if running_on == "b" else b
+    assert other.client.post("/migrations/tree/addPendingRegion", params={"path": "/early"}).status_code == 200
+    cluster.api().delete("/configuration/property", params={"key": "global.bandwidth.limit"})
+    done = wait_until(lambda: (m := cluster.migration("tree"))["state"] in ("COMPLETED", "FAILED") and m, 60)
+    assert done["state"] == "COMPLETED", done
+    assert (target / "early" / "added.txt").read_text() == "added after its directory was listed"
