@@ -34,10 +34,10 @@ from app.db.models import CopyJobRow
 from app.db.nodes import NodeRegistry
 from app.db.properties import load_config
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import Engine, Finding, JobContext, JobRun, JobSpec, Purpose, RescansRegions, Unit
 from app.policy.properties import DEFAULT_CONFIG, RuntimeConfig
 from app.policy.states import State
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import PoolSnapshot, RunStats, ScanPool, UnitObserver
 from app.pool.rates import RateWindow
 from app.pool.run import Outcome, RunHandle, StopReason
