@@ -87,15 +87,16 @@ class WorkQueue:
             self.counters.bytes_total += skipped
             self.counters.bytes_skipped += skipped
 
-    def take(self, max_bytes: int, max_chunks: int) -> list[Chunk]:
-        """Up to a batch of chunks that may run now (at least one if any is ready)."""
+    def take(self, max_bytes: int, max_chunks: int, *, at_least_one: bool = True) -> list[Chunk]:
+        """Up to a batch of chunks that may run now: at least one if any is ready, unless
+        ``at_least_one`` is false (then only what fits in ``max_bytes``)."""
         with self._lock:
             self._release_due()
             batch: list[Chunk] = []
             size = 0
             while self._ready and len(batch) < max_chunks:
                 chunk = self._ready[0]
-                if batch and size + chunk.length > max_bytes:
+                if size + chunk.length > max_bytes and (batch or not at_least_one):
                     break
                 batch.append(self._ready.popleft())
                 size += chunk.length
