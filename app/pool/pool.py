@@ -5,7 +5,9 @@ Rules this class enforces (SPEC section 4):
 * a worker starts a unit for a run only while the run's active count is below its grant and the
   pool's active count is below ``global.scan.limit``;
 * a smaller grant therefore takes effect as units finish; nothing is interrupted;
-* the number of threads follows ``min(limit, sum of grants)``: surplus threads exit when idle.
+* the number of threads follows ``min(limit, sum of grants)``: surplus threads exit when idle;
+* a run waiting to open again (its server unreachable) claims nothing and gets no thread until
+  its next try is due; a timer then gives it its grant back.
 """
 
 from __future__ import annotations
@@ -115,8 +117,9 @@ class ScanPool:
 
     def _rebalance(self) -> None:
         # A stopping run starts no more units, so it claims nothing; the pool-wide limit on
-        # threads at work still counts its units in flight.
-        claimants = [run for run in self._runs.values() if run.stop_reason is None]
+        # threads at work still counts its units in flight. Nor does a run waiting to open.
+        now = time.monotonic()
+        claimants = [run for run in self._runs.values() if run.stop_reason is None and not _waiting(run, now)]
         grants = allocate((run.claim for run in claimants), self._policy)
         for run in self._runs.values():
             run.grant = grants.get(run.job_id) or Grant(run.grant.percentage, run.grant.source, 0, 0)
@@ -152,7 +155,7 @@ class ScanPool:
             return None
         now = time.monotonic()
         for run in self._order:
-            if run.active < run.grant.granted and run.starved_until <= now:
+            if run.active < run.grant.granted and run.starved_until <= now and not _waiting(run, now):
                 run.active += 1
                 self._active += 1
                 self.peak_active = max(self.peak_active, self._active)
@@ -187,7 +190,11 @@ class ScanPool:
             finally:
                 with self._cond:
                     self._release(run)
-                    if unit is None:
+                    due = run.waiting_until() if unit is not None else None
+                    if due is not None:  # its open failed: its threads go to others meanwhile
+                        self._rebalance()
+                        self._wake_at(due)
+                    elif unit is None:
                         run.starved_until = time.monotonic() + IDLE_WAIT
                     else:
                         # The unit may have made more work, of its run or (by freeing a
@@ -195,6 +202,16 @@ class ScanPool:
                         for other in self._runs.values():
                             other.starved_until = 0.0
                         self._cond.notify()
+
+    def _wake_at(self, due: float) -> None:
+        """Give runs waiting to open their grants back once ``due`` (monotonic) has come."""
+        timer = threading.Timer(max(0.0, due - time.monotonic()), self._due)
+        timer.name, timer.daemon = "ferry-pool-alarm", True
+        timer.start()
+
+    def _due(self) -> None:
+        with self._cond:
+            self._rebalance()
 
     # -- reading and closing -------------------------------------------------------------------
 
@@ -235,3 +252,8 @@ class ScanPool:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in threads)
+
+
+def _waiting(run: RunHandle, now: float) -> bool:
+    due = run.waiting_until()
+    return due is not None and due > now

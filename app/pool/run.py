@@ -1,7 +1,10 @@
 """One job running in the pool: its phase, its threads, and the units it hands out.
 
 A run goes OPENING -> COPYING -> FINISHING -> DONE, with ``open`` and ``finish`` executed as
-units of their own so that no engine I/O ever happens on the coordinator or a web thread. A stop
+units of their own so that no engine I/O ever happens on the coordinator or a web thread. When
+``open`` finds a source or target unreachable (:class:`Unreachable`) the run goes WAITING: it
+hands out no unit, and claims no thread, until its next try is due (the engine's backoff, until
+its timeout), then OPENING again; meanwhile :attr:`RunHandle.notice` says what it waits for. A stop
 (user or shutdown) or a failure stops the handing out of units; the run is *settled* once
 nothing is in flight, and the coordinator then records the outcome.
 """
@@ -10,15 +13,18 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 
-from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, WorkerSlot
+from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, Unreachable, WorkerSlot
 from app.policy.allocation import Claim, Grant, Priority
+from app.policy.backoff import next_try
 from app.pool.rates import RateWindow
 
 log = structlog.get_logger(__name__)
@@ -26,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 class Phase(StrEnum):
     OPENING = "OPENING"
+    #: ``open`` found an endpoint unreachable: no unit until ``retry_at``, then OPENING again.
+    WAITING = "WAITING"
     COPYING = "COPYING"
     FINISHING = "FINISHING"
     DONE = "DONE"
@@ -92,6 +100,12 @@ class RunHandle:
         #: Until this monotonic time workers skip the run: it had no unit to give. Cleared as
         #: soon as work may have appeared (a unit finished, the engine woke the pool).
         self.starved_until = 0.0
+        #: While WAITING: the monotonic time of the next try to open.
+        self.retry_at = 0.0
+        self._unreachable: Unreachable | None = None
+        self._open_failures = 0
+        self._give_up_at = 0.0
+        self._give_up_wall = 0.0  # the same moment in seconds since the epoch, for the notice
         self._initial_progress = initial_progress
         self._open_issued = False
         self._settled_reported = False
@@ -109,6 +123,10 @@ class RunHandle:
         with self._lock:
             if self.stop_reason is not None or self.phase is Phase.DONE:
                 return None
+            if self.phase is Phase.WAITING:
+                if time.monotonic() < self.retry_at:
+                    return None
+                self.phase = Phase.OPENING
             if self.phase is Phase.OPENING:
                 if self._open_issued:
                     return None
@@ -157,10 +175,14 @@ class RunHandle:
 
     def _account(self, unit: Unit, error: BaseException | None) -> None:
         if isinstance(unit, _Open):
+            if isinstance(error, Unreachable):
+                self._wait_to_reopen(error)
+                return
             if error is not None:
                 raise JobFailed(_describe(error))
             with self._lock:
                 self.phase = Phase.COPYING
+                self._unreachable = None
             return
         if isinstance(unit, _Finish):
             if error is not None:
@@ -172,6 +194,46 @@ class RunHandle:
             raise error
         assert self.engine_run is not None
         self.engine_run.unit_finished(unit, error)
+
+    def _wait_to_reopen(self, error: Unreachable) -> None:
+        """Go WAITING until the next try is due, or give up (JobFailed) when the time is up."""
+        now = time.monotonic()
+        with self._lock:
+            if self._open_failures == 0:
+                self._give_up_at = now + error.timeout
+                self._give_up_wall = time.time() + error.timeout
+            self._open_failures += 1
+            at = next_try(self._open_failures, now, self._give_up_at, error.retry_delay)
+            if at is not None:
+                self._unreachable = error
+                self.phase = Phase.WAITING
+                self.retry_at = at
+                self._open_issued = False
+        if at is None:
+            raise JobFailed(f"gave up after {error.timeout:g} s waiting for {error.what}: {error.reason}")
+        log.info("waiting to open", action="open_waiting", migration_id=self.job_id, waiting_for=error.what,
+                 reason=error.reason, next_try_seconds=round(at - now, 1))  # fmt: skip
+
+    def waiting_until(self) -> float | None:
+        """While WAITING (and not stopped): when the next try to open is due. The pool gives the
+        run no thread and no grant until then."""
+        with self._lock:
+            waiting = self.phase is Phase.WAITING and self.stop_reason is None
+            return self.retry_at if waiting else None
+
+    @property
+    def notice(self) -> str | None:
+        """What the run waits for, while its source or target cannot be reached; else None."""
+        with self._lock:
+            waiting, phase, retry_at, give_up = self._unreachable, self.phase, self.retry_at, self._give_up_wall
+        if waiting is None or phase not in (Phase.WAITING, Phase.OPENING):
+            return None
+        if phase is Phase.WAITING:
+            when = f"next try in {max(0, math.ceil(retry_at - time.monotonic()))} s"
+        else:
+            when = "trying again now"
+        until = datetime.fromtimestamp(give_up, UTC).strftime("%H:%M:%S UTC")
+        return f"waiting for {waiting.what}: {waiting.reason}; {when}, giving up at {until}"
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -233,7 +295,11 @@ class RunHandle:
         """The SPEC progress object: the engine's fields plus speed, ETA and percentage."""
         progress = self.progress()
         if progress is None:
-            return dict(self._initial_progress)
+            # Not open (yet, or waiting for a server): the progress of the checkpoint, at rest.
+            fields = dict(self._initial_progress)
+            if fields:
+                fields.update(bytesPerSecond=0, etaSeconds=None)
+            return fields
         return derived_progress(progress, self.rate.rate(10.0))
 
     def close(self) -> None:
