@@ -129,6 +129,11 @@ class Coordinator:
             return None
         return run.progress_fields()
 
+    def notice(self, job_id: str) -> str | None:
+        """What a running job waits for (an unreachable server), shown in its ``error``."""
+        run = self.pool.get(job_id)
+        return run.notice if run is not None else None
+
     def purpose_of(self, job_id: str) -> Purpose | None:
         entry = self._purposes.get(job_id)
         return entry[0] if entry else None

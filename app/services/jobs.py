@@ -56,6 +56,8 @@ class JobView:
     progress: dict[str, Any]
     grant: Grant
     active: int
+    #: While RUNNING: what the run waits for (SPEC: said in ``error``), else None.
+    notice: str | None = None
 
 
 def parse_priority(value: str, field_name: str = "priority") -> Priority:
@@ -346,7 +348,7 @@ class JobService:
         progress = self._coordinator.live_progress(row.id) or dict(row.progress)
         if stats is not None:
             grant = Grant(stats.percentage, stats.source, stats.requested, stats.granted)
-            return JobView(row, progress, grant, stats.active)
+            return JobView(row, progress, grant, stats.active, self._coordinator.notice(row.id))
         policy = self._coordinator.config.pool
         percentage, source = percentage_of(claim_of(row), policy)
         return JobView(row, progress, Grant(percentage, source, requested_threads(percentage, policy), 0), 0)
