@@ -20,7 +20,7 @@ from app.db.session import Database
 from app.engines.disk import DiskEngine
 from tests.api.conftest import settings_for
 from tests.disk.conftest import Servers, digest, wait_for
-from tests.disk.test_service import bytes_read
+from tests.disk.test_service import bytes_read, checkpointed
 from tests.servers import free_port, live_server, server_process
 
 pytestmark = pytest.mark.nbd
@@ -79,13 +79,6 @@ def test_resume_with_the_source_down_waits_then_fails_showing_the_checkpoint(
         restarted = api.client.get("/migrations/vm").json()
         assert restarted["state"] == "FAILED"
         assert kept(restarted["progress"]) == kept(stopped["progress"])
-
-
-def checkpointed(db: Database) -> int:
-    """Bytes copied as of the migration's saved checkpoint."""
-    with db.session() as session:
-        row = session.get(CopyJobRow, "vm")
-        return int(((row.checkpoint if row else None) or {}).get("counters", {}).get("bytesCopied", 0))
 
 
 @pytest.mark.slow
