@@ -43,9 +43,11 @@ def test_an_unmeasured_link_gets_the_smallest_unit(rate: float | None, limits: t
     assert unit_bytes(rate, smallest=smallest, largest=largest) == smallest
 
 
-def test_eight_megabytes_a_second_gives_a_second_of_work() -> None:
-    """The case of issue 10: at 8 MB/s a unit takes 8 MB, not a 32 MiB batch (4 s there)."""
-    assert unit_bytes(8e6, smallest=4 * MiB, largest=1 << 32) == 8_000_000
+def test_eight_megabytes_a_second_gives_half_a_second_of_work() -> None:
+    """The case of issue 10: at 8 MB/s a unit takes one 4 MiB chunk (half a second), not a
+    32 MiB batch (4 s there); with 1 MiB chunks and a whole second, 8 MB."""
+    assert unit_bytes(8e6, smallest=4 * MiB, largest=1 << 32) == 4 * MiB
+    assert unit_bytes(8e6, smallest=MiB, largest=1 << 32, seconds=1.0) == 8_000_000
 
 
 @given(st.none() | rates, rates)

@@ -20,7 +20,7 @@ from app.engines.disk.extents import Chunk, ChunkKind, Range
 from app.engines.disk.pace import LinkPace, live_rate
 from app.engines.disk.verify import Checker, compare, next_seq, record_mismatches
 from app.engines.disk.work import Outcome, WorkQueue
-from app.policy.pacing import UNIT_SECONDS, unit_bytes
+from app.policy.pacing import BUDGET_SECONDS, UNIT_SECONDS, unit_bytes
 
 #: A copy unit's first batch: at most this many bytes (unless one chunk is larger) or chunks
 #: (about one pipeline's worth: later chunks are taken as buffers free up).
@@ -37,9 +37,9 @@ class CopyUnit:
 
     Draining the pipeline at every batch left the connection idle while the last replies came
     in, so the unit keeps taking chunks as buffers free up, but only while its time lasts and
-    only as many bytes as a unit's time is worth at the speed measured on the link (the unit's
-    own so far, else the link's): on a slow source a smaller grant or a stop still takes effect
-    within a second or two.
+    only as many bytes as half that time is worth at the speed measured on the link (the
+    slower of the unit's own so far and the link's): on a slow source a smaller grant or a stop
+    still takes effect within a second or so.
     """
 
     owner: CopyRun
@@ -152,9 +152,11 @@ class CopyRun:
         self._units = _Units(lanes)
 
     def budget(self, rate: float | None = None) -> int:
-        """Bytes a unit may take: a unit's time at ``rate``, else at the link's measured speed."""
-        measured = rate if rate is not None else self.pace.rate
-        return unit_bytes(measured, smallest=self.chunk_size, largest=LARGEST_UNIT, seconds=UNIT_SECONDS)
+        """Bytes a unit may take at the slower of ``rate`` (a unit's own so far) and the link's
+        measured speed: a burst seen by one unit does not size it past what the link keeps up."""
+        known = [r for r in (rate, self.pace.rate) if r is not None]
+        measured = min(known) if known else None
+        return unit_bytes(measured, smallest=self.chunk_size, largest=LARGEST_UNIT, seconds=BUDGET_SECONDS)
 
     def throttle(self, nbytes: int) -> None:
         self.ctx.bandwidth.acquire(nbytes, self.ctx.stopping)
