@@ -300,7 +300,11 @@ class RunHandle:
             if fields:
                 fields.update(bytesPerSecond=0, etaSeconds=None)
             return fields
-        return derived_progress(progress, self.rate.rate(10.0))
+        fields = derived_progress(progress, self.rate.rate(10.0))
+        if self.settled() and self.outcome() is not Outcome.COMPLETED:
+            # Ended short of done (failed, stopped, shut down): what it records moves no more.
+            fields.update(bytesPerSecond=0, etaSeconds=None)
+        return fields
 
     def close(self) -> None:
         if self.engine_run is not None:

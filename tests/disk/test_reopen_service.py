@@ -49,7 +49,8 @@ def test_resume_with_the_source_down_waits_then_fails_showing_the_checkpoint(
 ) -> None:
     """Stop mid-copy, take the source down, resume: RUNNING, no thread, `error` says what it
     waits for, progress is the checkpoint's. After openTimeout it is FAILED with that progress,
-    and a restarted service shows it the same, never zeros."""
+    and a restarted service shows it the same, never zeros; a migration that ended short of
+    done shows no speed and no ETA."""
     source = servers.nbdkit(*DISK, *SLOW, filters=("rate",))
     target = tmp_path / "data" / "disk.raw"
     settings = settings_for(database_url, tmp_path)
@@ -64,6 +65,7 @@ def test_resume_with_the_source_down_waits_then_fails_showing_the_checkpoint(
         stopped = api.client.get("/migrations/vm").json()
         assert stopped["state"] == "STOPPED"
         assert 4 * MiB <= stopped["progress"]["bytesCopied"] < 32 * MiB
+        assert (stopped["progress"]["bytesPerSecond"], stopped["progress"]["etaSeconds"]) == (0, None)
 
         servers.halt(source)
         assert api.client.post("/migrations/vm/resume").status_code == 200
@@ -75,6 +77,7 @@ def test_resume_with_the_source_down_waits_then_fails_showing_the_checkpoint(
         failed = api.wait_for("vm", {"FAILED"}, timeout=30)
         assert re.fullmatch(r"gave up after 3 s waiting for the source nbd\+unix:///\S+: connect: .+", failed["error"])
         assert kept(failed["progress"]) == kept(stopped["progress"])
+        assert (failed["progress"]["bytesPerSecond"], failed["progress"]["etaSeconds"]) == (0, None)
     with live_server(settings, {"disk": DiskEngine()}) as api:
         restarted = api.client.get("/migrations/vm").json()
         assert restarted["state"] == "FAILED"
