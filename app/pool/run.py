@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -24,8 +23,8 @@ import structlog
 
 from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, Unreachable, WorkerSlot
 from app.policy.allocation import Claim, Grant, Priority
-from app.policy.backoff import next_try
 from app.pool.rates import RateWindow
+from app.pool.reopen import Reopen
 
 log = structlog.get_logger(__name__)
 
@@ -100,12 +99,7 @@ class RunHandle:
         #: Until this monotonic time workers skip the run: it had no unit to give. Cleared as
         #: soon as work may have appeared (a unit finished, the engine woke the pool).
         self.starved_until = 0.0
-        #: While WAITING: the monotonic time of the next try to open.
-        self.retry_at = 0.0
-        self._unreachable: Unreachable | None = None
-        self._open_failures = 0
-        self._give_up_at = 0.0
-        self._give_up_wall = 0.0  # the same moment in seconds since the epoch, for the notice
+        self._reopen = Reopen()
         self._initial_progress = initial_progress
         self._open_issued = False
         self._settled_reported = False
@@ -124,7 +118,7 @@ class RunHandle:
             if self.stop_reason is not None or self.phase is Phase.DONE:
                 return None
             if self.phase is Phase.WAITING:
-                if time.monotonic() < self.retry_at:
+                if time.monotonic() < self._reopen.retry_at:
                     return None
                 self.phase = Phase.OPENING
             if self.phase is Phase.OPENING:
@@ -182,7 +176,7 @@ class RunHandle:
                 raise JobFailed(_describe(error))
             with self._lock:
                 self.phase = Phase.COPYING
-                self._unreachable = None
+                self._reopen.opened()
             return
         if isinstance(unit, _Finish):
             if error is not None:
@@ -199,18 +193,12 @@ class RunHandle:
         """Go WAITING until the next try is due, or give up (JobFailed) when the time is up."""
         now = time.monotonic()
         with self._lock:
-            if self._open_failures == 0:
-                self._give_up_at = now + error.timeout
-                self._give_up_wall = time.time() + error.timeout
-            self._open_failures += 1
-            at = next_try(self._open_failures, now, self._give_up_at, error.retry_delay)
+            at = self._reopen.failed(error, now, time.time())
             if at is not None:
-                self._unreachable = error
                 self.phase = Phase.WAITING
-                self.retry_at = at
                 self._open_issued = False
         if at is None:
-            raise JobFailed(f"gave up after {error.timeout:g} s waiting for {error.what}: {error.reason}")
+            raise JobFailed(Reopen.give_up(error))
         log.info("waiting to open", action="open_waiting", migration_id=self.job_id, waiting_for=error.what,
                  reason=error.reason, next_try_seconds=round(at - now, 1))  # fmt: skip
 
@@ -219,21 +207,15 @@ class RunHandle:
         run no thread and no grant until then."""
         with self._lock:
             waiting = self.phase is Phase.WAITING and self.stop_reason is None
-            return self.retry_at if waiting else None
+            return self._reopen.retry_at if waiting else None
 
     @property
     def notice(self) -> str | None:
         """What the run waits for, while its source or target cannot be reached; else None."""
         with self._lock:
-            waiting, phase, retry_at, give_up = self._unreachable, self.phase, self.retry_at, self._give_up_wall
-        if waiting is None or phase not in (Phase.WAITING, Phase.OPENING):
-            return None
-        if phase is Phase.WAITING:
-            when = f"next try in {max(0, math.ceil(retry_at - time.monotonic()))} s"
-        else:
-            when = "trying again now"
-        until = datetime.fromtimestamp(give_up, UTC).strftime("%H:%M:%S UTC")
-        return f"waiting for {waiting.what}: {waiting.reason}; {when}, giving up at {until}"
+            if self.phase not in (Phase.WAITING, Phase.OPENING):
+                return None
+            return self._reopen.notice(time.monotonic(), trying=self.phase is Phase.OPENING)
 
     # -- stopping ------------------------------------------------------------------------------
 
