@@ -20,9 +20,9 @@ SIZE = 128 * MiB
 SLOT = WorkerSlot(0, "test-worker")
 
 
-def _open(source: str, target: Path) -> runs.CopyRun:
+def _open(source: str, target: Path, chunk_size: str = "1MiB") -> runs.CopyRun:
     engine = DiskEngine()
-    options = engine.validate(source, str(target), {"chunkSize": "1MiB"}, (target.parent,))
+    options = engine.validate(source, str(target), {"chunkSize": chunk_size}, (target.parent,))
     spec = JobSpec("units", "disk", source, str(target), options)
     ctx = JobContext(spec, Purpose.COPY, None, False, None, BandwidthLimiter(), (target.parent,))  # type: ignore[arg-type]
     run = engine.open(ctx)
@@ -92,3 +92,38 @@ def test_a_unit_takes_about_a_second_at_the_measured_speed(
         assert run.queue.counters.retries == 0
     finally:
         run.close()
+
+
+def test_on_a_very_slow_link_a_unit_takes_part_of_a_chunk(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1 MB/s a 4 MiB chunk is 4 s of work: the unit takes its first 1 MiB (one read
+    request) and leaves the rest at the front of the queue as an extent of its own; copied
+    so, 1 MiB a unit, the disk is exact and every extent is done."""
+    size = 16 * MiB
+    source = servers.nbdkit("pattern", str(size))
+    target = tmp_path / "disk.img"
+    run = _open(source, target, "4MiB")
+    try:
+        total = run.queue.counters.extents_total
+        run.pace.observe(1_000_000, 1.0)
+        monkeypatch.setattr(run.pace, "observe", lambda nbytes, seconds: None)  # it stays that slow
+        unit = run.next_unit()
+        assert isinstance(unit, runs.CopyUnit)
+        assert [(c.offset, c.length) for c in unit.chunks] == [(0, MiB)]
+        assert run.queue.counters.extents_total == total + 1
+        units = 0
+        while unit is not None:
+            assert sum(c.length for c in unit.chunks) == MiB
+            unit.run(SLOT)
+            run.unit_finished(unit, None)
+            units += 1
+            unit = run.next_unit()
+        assert run.is_done()
+        counters = run.queue.counters
+        assert units == counters.extents_total == size // MiB
+        assert (counters.extents_done, counters.bytes_copied) == (counters.extents_total, size)
+        run.finish()
+    finally:
+        run.close()
+    assert digest(str(target), size) == digest(source, size)

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.engines.base import JobContext, JobFailed, Progress, WorkerSlot
 from app.engines.disk.connections import Lanes
-from app.engines.disk.copier import BatchResult, copy_batch
+from app.engines.disk.copier import READ_REQUEST, BatchResult, copy_batch
 from app.engines.disk.extents import Chunk, ChunkKind, Range
 from app.engines.disk.pace import LinkPace, live_rate
 from app.engines.disk.verify import Checker, compare, next_seq, record_mismatches
@@ -153,10 +153,13 @@ class CopyRun:
 
     def budget(self, rate: float | None = None) -> int:
         """Bytes a unit may take at the slower of ``rate`` (a unit's own so far) and the link's
-        measured speed: a burst seen by one unit does not size it past what the link keeps up."""
+        measured speed: a burst seen by one unit does not size it past what the link keeps up.
+        Unmeasured, one chunk; measured slow, down to one read request (a chunk is split)."""
         known = [r for r in (rate, self.pace.rate) if r is not None]
-        measured = min(known) if known else None
-        return unit_bytes(measured, smallest=self.chunk_size, largest=LARGEST_UNIT, seconds=BUDGET_SECONDS)
+        if not known:
+            return self.chunk_size
+        smallest = min(READ_REQUEST, self.chunk_size)
+        return unit_bytes(min(known), smallest=smallest, largest=LARGEST_UNIT, seconds=BUDGET_SECONDS)
 
     def throttle(self, nbytes: int) -> None:
         self.ctx.bandwidth.acquire(nbytes, self.ctx.stopping)
@@ -164,7 +167,7 @@ class CopyRun:
     def next_unit(self) -> CopyUnit | CheckUnit | None:
         if self.ctx.stopping.is_set() or not self._units.reserve():
             return None
-        chunks = self.queue.take(min(BATCH_BYTES, self.budget()), BATCH_CHUNKS)
+        chunks = self.queue.take(min(BATCH_BYTES, self.budget()), BATCH_CHUNKS, grain=READ_REQUEST)
         if chunks:
             return CopyUnit(self, chunks)
         if self.checker is not None and self.queue.is_empty():
