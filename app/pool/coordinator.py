@@ -179,6 +179,11 @@ class Coordinator:
             return None
         return run.progress_fields()
 
+    def notice(self, job_id: str) -> str | None:
+        """What a running job waits for (an unreachable server), shown in its ``error``."""
+        run = self.pool.get(job_id)
+        return run.notice if run is not None else None
+
     def purpose_of(self, job_id: str) -> Purpose | None:
         lease = self._leases.get(job_id)
         if lease is None:
