@@ -11,12 +11,11 @@ from sqlalchemy import delete, func, insert, select
 
 from app.db.models import DiscrepancyRow, VerificationRow
 from app.engines.base import JobContext, Progress, Unit
-from app.engines.files.frontier import Frontier
+from app.engines.files.durable import DurableFrontier, FrontierRun
 from app.engines.files.listing import reason
 from app.engines.files.options import FilesOptions
 from app.engines.files.store import Store
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import RefillUnit
 from app.engines.files.verify import (
     FLUSH_AT,
     TYPES,
@@ -30,21 +29,21 @@ from app.engines.files.verify import (
 )  # fmt: skip
 
 
-class VerifyRun:
+class VerifyRun(FrontierRun):
     def __init__(self, ctx: JobContext, options: FilesOptions, source: Path, target: Path, tuning: Tuning):
         self._ctx, self._options, self._tuning = ctx, options, tuning
         self._source, self._target = source, target
-        self._store = Store(ctx.db, ctx.spec.job_id, prefix="v")
         self._lock = threading.Lock()
-        self._db_lock = threading.Lock()
-        self._frontier = Frontier(lifo=False, bound=tuning.frontier_bound)
+        store = Store(ctx.db, ctx.spec.job_id, prefix="v")
+        self._frontier = DurableFrontier(
+            store, self._lock, lifo=False, bound=tuning.frontier_bound, refill=tuning.refill, journalled=False
+        )
         self._listings: deque[VerifyListing] = deque()
         self._listing = 0
         self._compare: deque[Span] = deque()
         #: Large files a range of which already produced a finding.
         self._flagged: set[str] = set()
         self._inflight = 0
-        self._refilling = False
         self._counts: Counter[str] = Counter()
         self._buffer: list[dict[str, Any]] = []
         self._seq = 0
@@ -56,25 +55,16 @@ class VerifyRun:
             if session.scalar(select(func.count()).where(VerificationRow.job_id == job_id)) == 0:
                 session.add(VerificationRow(job_id=job_id, status="RUNNING"))
             session.execute(delete(DiscrepancyRow).where(DiscrepancyRow.job_id == job_id))
-        self._store.clear()
-        self._frontier.push("")
+        self._frontier.start_fresh()
 
     # -- units ---------------------------------------------------------------------------------
 
-    def next_unit(self) -> Unit | None:
-        with self._lock:
-            unit = self._pick()
-            if unit is not None:
-                self._inflight += 1
-            return unit
-
     def _pick(self) -> Unit | None:
-        if self._ctx.stopping.is_set():
-            return None
         room = len(self._compare) < self._tuning.queue_bound
         if room and self._listings:
             return VListUnit(self._listings.popleft(), self._tuning.list_step)
-        if room and (region := self._frontier.pop()) is not None:
+        if room and (popped := self._frontier.pop()) is not None:
+            region = popped[0]
             self._listing += 1
             listing = VerifyListing(self._source, self._target, region, self._options)
             return VListUnit(listing, self._tuning.list_step)
@@ -85,9 +75,6 @@ class VerifyRun:
                 batch.append(self._compare.popleft())
                 size += batch[-1].size
             return VCompareUnit(self._source, self._target, batch, self._ctx.stopping)
-        if not self._frontier.in_memory and self._frontier.spilled and not self._refilling:
-            self._refilling = True
-            return RefillUnit(self._refill)
         return None
 
     def unit_finished(self, unit: Unit, error: BaseException | None) -> None:
@@ -97,17 +84,10 @@ class VerifyRun:
                 self._listed(unit, error)
             elif isinstance(unit, VCompareUnit):
                 self._compared(unit)
-            elif isinstance(unit, RefillUnit):
-                self._refilling = False
             flush = len(self._buffer) >= FLUSH_AT
-            spill = self._frontier.in_memory > self._frontier.bound
         if flush:
             self._flush()
-        if spill:
-            with self._db_lock:
-                with self._lock:
-                    excess = self._frontier.take_excess()
-                self._store.spill(excess)
+        self._frontier.spill()
         self._ctx.wake(4)
 
     def _listed(self, unit: VListUnit, error: BaseException | None) -> None:
@@ -159,26 +139,19 @@ class VerifyRun:
                              "path": path, "detail": detail})  # fmt: skip
 
     def _flush(self) -> None:
-        with self._db_lock:
+        with self._frontier.db_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
             if rows:
                 with self._ctx.db.session() as session:
                     session.execute(insert(DiscrepancyRow), rows)
 
-    def _refill(self) -> None:
-        with self._db_lock:
-            relpaths = self._store.refill(self._tuning.refill)
-            with self._lock:
-                self._frontier.restore(relpaths)
-                if not relpaths:
-                    self._frontier.spilled = 0
-
     # -- the rest of the contract --------------------------------------------------------------
 
     def is_done(self) -> bool:
         with self._lock:
-            return not (self._inflight or self._listing or len(self._frontier) or self._compare or self._refilling)
+            busy = self._inflight or self._listing or len(self._frontier) or self._compare
+            return not (busy or self._frontier.refilling)
 
     def _fields(self) -> dict[str, int | float]:
         names = ["filesChecked", "directoriesChecked", "bytesChecked", *TYPES.values(), "discrepancies"]
@@ -200,7 +173,7 @@ class VerifyRun:
 
     def finish(self) -> None:
         self._flush()
-        self._store.clear()
+        self._frontier.complete()
 
     def close(self) -> None:
         with self._lock:
