@@ -14,6 +14,7 @@ ranges in flight.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import deque
@@ -36,6 +37,7 @@ from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
 from app.engines.files.smallfiles import Budget, Outcome
 from app.engines.files.store import ACTIVE, PARTIAL, Store
+from app.engines.files.syncfs import syncfs
 from app.engines.files.tuning import Tuning
 from app.engines.files.units import BatchUnit, Deferred, Env, ListUnit, RangeUnit
 
@@ -62,6 +64,7 @@ class CopyRun(FrontierRun):
         target: Path,
         tuning: Tuning,
         helpers: Helpers | None = None,
+        sync: Callable[[Path], None] = syncfs,
     ) -> None:
         self._ctx = ctx
         self._tuning = tuning
@@ -70,9 +73,12 @@ class CopyRun(FrontierRun):
         self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping, helpers)
         self._budget = Budget(tuning.inline_files, tuning.inline_bytes, tuning.inline_seconds, tuning.range_size)
         self._lock = threading.Lock()
-        self._frontier = DurableFrontier(Store(ctx.db, ctx.spec.job_id), self._lock,
-                                         lifo=options.scan_type is ScanType.DEPTH_FIRST,
-                                         bound=tuning.frontier_bound, refill=tuning.refill)  # fmt: skip
+        self._frontier = DurableFrontier(
+            Store(ctx.db, ctx.spec.job_id), self._lock,
+            lifo=options.scan_type is ScanType.DEPTH_FIRST, bound=tuning.frontier_bound, refill=tuning.refill,
+            state_of=self._state, every=tuning.checkpoint_every,
+            sync=(lambda: sync(target)) if options.durability is Durability.CHECKPOINT else None,
+        )  # fmt: skip
         self._journal = self._frontier.journal
         self._counters = Counters()
         self._regions: dict[str, Region] = {}
@@ -105,6 +111,7 @@ class CopyRun(FrontierRun):
             setattr(self._counters, name, getattr(counters, name))
         self._large.partials = self._frontier.store.load(PARTIAL)
         self._relist = restored.relist
+        self._roots = dataclasses.replace(self._roots, untrusted_since=restored.untrusted_since)
 
     # -- handing out units ---------------------------------------------------------------------
 
@@ -299,12 +306,13 @@ class CopyRun(FrontierRun):
         return {"version": 1, "counters": counters, "failures": failures, "complete": self._frontier.completed}
 
     def checkpoint(self) -> dict[str, Any]:
-        """Write what finished since the last call to ``work_items``; return the small summary."""
-        return self._frontier.write(self._state)
+        """The small summary; the frontier writes checkpoints itself, off the coordinator's thread."""
+        with self._lock:
+            return self._state()
 
     def finish(self) -> None:
-        """Everything landed: forget the job's work rows (a later pass starts a fresh scan)."""
-        self.checkpoint()
+        """Everything landed: sync it, then forget the job's work rows (a later pass starts a fresh scan)."""
+        self._frontier.write(clean=True)
         self._frontier.complete()
 
     def close(self) -> None:
@@ -312,4 +320,4 @@ class CopyRun(FrontierRun):
             listings = [region.listing for region in self._regions.values()]
         for listing in listings:
             listing.close()
-        self.checkpoint()
+        self._frontier.write(clean=True)

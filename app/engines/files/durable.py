@@ -8,11 +8,22 @@ Locks: the run's own lock guards the in-memory state (methods documented "under 
 are called with it held); ``db_lock`` serialises database writes, taken *before* the run's lock,
 so that a spill or a refill never interleaves with a checkpoint's write. No method holds the
 run's lock across a database write.
+
+Durability (the ``checkpoint`` setting, when the frontier has a ``sync``): a checkpoint drains
+the journal of finished work, syncs the target filesystem, and only then writes, so whatever a
+checkpoint records as done is on stable storage. The sync is slow (it writes back everything
+dirty), so checkpoints are written by a unit of their own on a pool thread every ``every``
+seconds, never on the coordinator's thread; the last one is written by ``close``. Each records
+the wall-clock time its sync began and whether the run stopped cleanly (synced at the stop). A
+run restored from an unclean stop (kill -9, power cut, a lost node) trusts no target file whose
+inode changed after the last recorded sync: :attr:`Restored.untrusted_since`, kept until the run
+completes, since a later clean stop does not vouch for files that an earlier power cut emptied.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +35,10 @@ from app.engines.files.frontier import Frontier, Journal
 from app.engines.files.store import ACTIVE, META, PENDING, SPILL, Store
 
 log = structlog.get_logger(__name__)
+
+#: Slack on the horizon of trusted files: the kernel stamps a file's ctime from a coarse clock,
+#: which may run a little behind the wall clock read just before a sync.
+CLOCK_SLACK_NS = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -38,6 +53,17 @@ class RefillUnit:
 
 
 @dataclass(slots=True)
+class CheckpointUnit:
+    """Sync the target and write a checkpoint, on a pool thread (see the module's docstring)."""
+
+    write: Callable[[], None]
+    name: str = "checkpoint"
+
+    def run(self, slot: WorkerSlot) -> None:
+        self.write()
+
+
+@dataclass(slots=True)
 class Restored:
     """What :meth:`DurableFrontier.restore` found of the last checkpoint."""
 
@@ -45,26 +71,40 @@ class Restored:
     state: dict[str, Any]
     #: Regions that were listed but whose files were not all done: list them again, as relists.
     relist: set[str] = field(default_factory=set)
+    #: After an unclean stop: wall-clock ns from which a target file's ctime makes it untrusted
+    #: (copied again even if it looks equal); None when every target file may be trusted.
+    untrusted_since: int | None = None
 
 
 class DurableFrontier:
     """Pending regions in memory and in ``work_items``; the journal of finished work.
 
-    ``journalled`` (the copy) records each queued region as a ``pending`` row at the next
-    checkpoint, so that a restart restores the frontier; without it (the verification, which
-    always starts afresh) only spilled regions reach the database.
+    With ``state_of`` (the copy: the run's ``meta`` state, called under its lock) each queued
+    region is recorded as a ``pending`` row at the next checkpoint, so that a restart restores
+    the frontier, and checkpoints are written every ``every`` seconds, after ``sync`` when there
+    is one. Without it (the verification, which always starts afresh) only spilled regions reach
+    the database.
     """
 
     def __init__(self, store: Store, lock: threading.Lock, *, lifo: bool, bound: int, refill: int,
-                 journalled: bool = True) -> None:  # fmt: skip
+                 state_of: Callable[[], dict[str, Any]] | None = None, sync: Callable[[], None] | None = None,
+                 every: float = 2.0) -> None:  # fmt: skip
         self.store = store
         self.lock = lock
         self.db_lock = threading.Lock()
         self.journal = Journal()
         self._memory = Frontier(lifo, bound)
         self._refill_size = refill
-        self._journalled = journalled
+        self._state_of = state_of
+        self._journalled = state_of is not None
+        self._sync = sync
+        self._every = every
+        self._next_write = time.monotonic() + every
         self.refilling = False
+        self.writing = False
+        #: Wall-clock ns when the sync behind the last checkpoint began (or the run started afresh).
+        self._synced_at = time.time_ns()
+        self._untrusted_since: int | None = None
         #: Set by :meth:`complete`: the run is over and its rows are gone; nothing is written.
         self.completed = False
 
@@ -73,6 +113,7 @@ class DurableFrontier:
     def start_fresh(self) -> None:
         """Forget the job's rows (of this store) and queue the root region."""
         self.store.clear()
+        self._synced_at, self._untrusted_since = time.time_ns(), None
         self.push("")
 
     def restore(self) -> Restored | None:
@@ -80,7 +121,8 @@ class DurableFrontier:
         state = self.store.load(META).get("state")
         if not isinstance(state, dict):
             return None
-        restored = Restored(state, set(self.store.load(ACTIVE)))
+        restored = Restored(state, set(self.store.load(ACTIVE)), self._untrusted(state.get("durable")))
+        self._untrusted_since = restored.untrusted_since
         for relpath in sorted(restored.relist):
             self._memory.push(relpath)
         for relpath in sorted(self.store.load(PENDING)):
@@ -88,6 +130,16 @@ class DurableFrontier:
         self._memory.spilled = self.store.count(SPILL)
         self.spill()
         return restored
+
+    def _untrusted(self, durable: Any) -> int | None:
+        durable = durable if isinstance(durable, dict) else {}
+        self._synced_at = int(durable.get("syncedAt") or 0)
+        carried = durable.get("untrustedSince")
+        untrusted = carried if isinstance(carried, int) else None
+        if self._sync is not None and not durable.get("clean"):
+            horizon = self._synced_at - CLOCK_SLACK_NS
+            untrusted = horizon if untrusted is None else min(untrusted, horizon)
+        return untrusted
 
     # -- the queue, under the run's lock -------------------------------------------------------
 
@@ -123,6 +175,13 @@ class DurableFrontier:
         """A region's listing is over (its children queued): it is no longer pending."""
         if self._journalled:
             self.journal.delete(PENDING, relpath)
+
+    def checkpoint_unit(self) -> CheckpointUnit | None:
+        """A unit that writes a checkpoint, when one is due and none is under way."""
+        if self._state_of is None or self.writing or self.completed or time.monotonic() < self._next_write:
+            return None
+        self.writing = True
+        return CheckpointUnit(self._periodic)
 
     def refill_unit(self) -> RefillUnit | None:
         """A unit that takes spilled regions back, when memory ran dry and none is under way."""
@@ -160,25 +219,42 @@ class DurableFrontier:
             with self.lock:
                 self.refilling = False
 
-    def write(self, state_of: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Write what finished since the last call, with the ``meta`` state ``state_of()`` gives
-        (called under the run's lock), in one transaction; on failure keep it for the next call.
-        Once the run is complete nothing is written."""
+    def _periodic(self) -> None:
+        try:
+            self.write()
+        finally:
+            with self.lock:
+                self.writing = False
+                self._next_write = time.monotonic() + self._every
+
+    def write(self, clean: bool = False) -> None:
+        """Write what finished since the last call with the run's ``meta`` state, in one
+        transaction, after syncing the target when the frontier has a sync and anything finished
+        (always, when ``clean``: the run is stopping and all it landed must be trusted). On failure
+        keep it for the next call. Once the run is complete nothing is written."""
+        if self._state_of is None:
+            return
         with self.db_lock:
             with self.lock:
-                state = state_of()
+                state = self._state_of()
                 if self.completed:
-                    return state
+                    return
                 ops = self.journal.drain()
-            ops[(META, "state")] = state
+            synced = self._synced_at
             try:
+                if self._sync is not None and (ops or clean):
+                    synced = time.time_ns()
+                    self._sync()
+                state["durable"] = {"syncedAt": synced, "clean": clean, "untrustedSince": self._untrusted_since}
+                ops[(META, "state")] = state
                 self.store.apply(ops)
             except Exception:
                 log.exception("checkpoint failed", action="checkpoint_failed", migration_id=self.store.job_id)
                 with self.lock:
                     for key, value in ops.items():
                         self.journal.restore(key, value)
-        return state
+                return
+            self._synced_at = synced
 
     def complete(self) -> None:
         """The run is complete: forget its rows of this store, and write none again."""
@@ -189,7 +265,7 @@ class DurableFrontier:
 
 
 class FrontierRun:
-    """What both files runs share: one lock, the units in flight, and refills of the frontier.
+    """What both files runs share: one lock, the units in flight, checkpoints and refills.
 
     A subclass sets ``_ctx``, ``_lock``, ``_frontier`` and ``_inflight`` and says in :meth:`_pick` which of its
     own units comes next; refills come when it has none.
@@ -204,7 +280,9 @@ class FrontierRun:
         with self._lock:
             if self._ctx.stopping.is_set():
                 return None
-            unit = self._pick()
+            unit: Unit | None = self._frontier.checkpoint_unit()
+            if unit is None:
+                unit = self._pick()
             if unit is None:
                 unit = self._frontier.refill_unit()
             if unit is not None:

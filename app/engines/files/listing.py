@@ -69,6 +69,9 @@ class Roots:
     target: Path
     options: FilesOptions
     excluder: Excluder
+    #: After an unclean stop: a target file whose inode changed at or after this wall-clock time
+    #: (ns) may not have reached the disk before a power cut, so it is copied again, never trusted.
+    untrusted_since: int | None = None
 
 
 def remove_entry(path: Path, relpath: str = "", excluder: Excluder | None = None) -> int:
@@ -182,6 +185,10 @@ class Listing:
         except FileNotFoundError:
             return None
 
+    def _untrusted(self, dst: os.stat_result) -> bool:
+        since = self.roots.untrusted_since
+        return since is not None and dst.st_ctime_ns >= since
+
     def _unchanged(self, st: os.stat_result, dst: os.stat_result | None) -> bool:
         """The hot path of a rescan: a regular file the target already holds, per the policy.
 
@@ -189,6 +196,8 @@ class Listing:
         results, so an unchanged tree costs two stats and a few comparisons per file.
         """
         if dst is None or not (S_ISREG(st.st_mode) and S_ISREG(dst.st_mode)) or st.st_size != dst.st_size:
+            return False
+        if self._untrusted(dst):
             return False
         policy = self.roots.options.action_policy
         if policy is ActionPolicy.SKIP_IF_SIZE_MATCH:
@@ -214,6 +223,9 @@ class Listing:
         meta = Meta.of(st)
         dst = Meta.of(dst_st) if dst_st is not None else None
         action = decide(meta, dst, self.roots.options.action_policy)
+        trusted = dst_st is None or meta.kind is not Kind.FILE or not self._untrusted(dst_st)
+        if not trusted and action in (Action.SKIP, Action.FIX_MODE, Action.COMPARE):
+            action = Action.COPY
         if meta.kind is not Kind.DIR and not self.relist:
             result.files_scanned += 1
             result.bytes_scanned += meta.size if meta.kind is Kind.FILE else 0

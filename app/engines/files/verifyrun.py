@@ -36,7 +36,7 @@ class VerifyRun(FrontierRun):
         self._lock = threading.Lock()
         store = Store(ctx.db, ctx.spec.job_id, prefix="v")
         self._frontier = DurableFrontier(
-            store, self._lock, lifo=False, bound=tuning.frontier_bound, refill=tuning.refill, journalled=False
+            store, self._lock, lifo=False, bound=tuning.frontier_bound, refill=tuning.refill
         )
         self._listings: deque[VerifyListing] = deque()
         self._listing = 0
