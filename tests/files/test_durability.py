@@ -89,6 +89,25 @@ def test_a_checkpoint_records_files_as_done_only_after_the_sync(
     assert {f"d{d}" for d in range(6)} <= set(checked)
 
 
+def test_a_pass_that_changes_nothing_syncs_nothing(harness: Harness, src: Path, dst: Path) -> None:
+    """syncfs flushes the whole filesystem, other writers' data too: a no-op rescan must not pay
+    for it. A pass that changes one file syncs before it completes."""
+    for d in range(4):
+        write(src / f"d{d}" / "f", os.urandom(1000))
+    syncs: list[Path] = []
+    harness.engine = FilesEngine(TEST_TUNING, sync=syncs.append)
+    job = harness.job(src, dst)
+    assert harness.run(job).outcome is Outcome.COMPLETED
+    assert syncs
+    syncs.clear()
+    assert harness.run(job, incremental=True).outcome is Outcome.COMPLETED
+    assert syncs == []
+    write(src / "d2" / "f", os.urandom(1000))
+    assert harness.run(job, incremental=True).outcome is Outcome.COMPLETED
+    assert syncs
+    assert_same_tree(src, dst)
+
+
 def test_durability_values_are_validated() -> None:
     """``checkpoint`` is the default; the three values are accepted in any case; any other is
     refused naming the option."""

@@ -76,7 +76,7 @@ class CopyRun(FrontierRun):
         self._frontier = DurableFrontier(
             Store(ctx.db, ctx.spec.job_id), self._lock,
             lifo=options.scan_type is ScanType.DEPTH_FIRST, bound=tuning.frontier_bound, refill=tuning.refill,
-            state_of=self._state, every=tuning.checkpoint_every,
+            state_of=self._state, changes=self._changes, every=tuning.checkpoint_every,
             sync=(lambda: sync(target)) if options.durability is Durability.CHECKPOINT else None,
         )  # fmt: skip
         self._journal = self._frontier.journal
@@ -90,6 +90,8 @@ class CopyRun(FrontierRun):
         )
         self._rescan_after: set[str] = set()
         self._inflight = 0
+        #: Target directories this run created.
+        self._made = 0
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class CopyRun(FrontierRun):
         restored = None if fresh else self._frontier.restore()
         if restored is None:
             self._frontier.start_fresh()
+            self._frontier.baseline()
             return
         state = restored.state
         counters = Counters.from_json(state.get("counters"))
@@ -112,6 +115,7 @@ class CopyRun(FrontierRun):
         self._large.partials = self._frontier.store.load(PARTIAL)
         self._relist = restored.relist
         self._roots = dataclasses.replace(self._roots, untrusted_since=restored.untrusted_since)
+        self._frontier.baseline()
 
     # -- handing out units ---------------------------------------------------------------------
 
@@ -222,6 +226,7 @@ class CopyRun(FrontierRun):
             c.fail(path, why)
         children = sorted(result.children, reverse=self._frontier.lifo)
         for child, fresh in children:
+            self._made += fresh
             self._frontier.push(child, fresh)
         for task in result.tasks:
             self._enqueue(region, task)
@@ -299,6 +304,11 @@ class CopyRun(FrontierRun):
             c = self._counters
             total = c.bytes_scanned if pending == 0 else None
             return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total)
+
+    def _changes(self) -> int:
+        """A count that grows with every change this run made to the target (under the lock)."""
+        c = self._counters
+        return c.files_copied + c.bytes_copied + c.files_deleted + self._made
 
     def _state(self) -> dict[str, Any]:
         counters = self._counters.to_json()

@@ -83,12 +83,13 @@ class DurableFrontier:
     region is recorded as a ``pending`` row at the next checkpoint, so that a restart restores
     the frontier, and checkpoints are written every ``every`` seconds, after ``sync`` when there
     is one. Without it (the verification, which always starts afresh) only spilled regions reach
-    the database.
+    the database. ``changes`` (under the run's lock) counts what the run changed in the target
+    so far; a sync is skipped while it stays the same (a no-op rescan syncs nothing).
     """
 
     def __init__(self, store: Store, lock: threading.Lock, *, lifo: bool, bound: int, refill: int,
                  state_of: Callable[[], dict[str, Any]] | None = None, sync: Callable[[], None] | None = None,
-                 every: float = 2.0) -> None:  # fmt: skip
+                 changes: Callable[[], int] = lambda: 1, every: float = 2.0) -> None:  # fmt: skip
         self.store = store
         self.lock = lock
         self.db_lock = threading.Lock()
@@ -98,6 +99,9 @@ class DurableFrontier:
         self._state_of = state_of
         self._journalled = state_of is not None
         self._sync = sync
+        self._changes = changes
+        #: ``changes()`` when the last sync began: a pass that has changed nothing since needs none.
+        self._changes_synced: int | None = None
         self._every = every
         self._next_write = time.monotonic() + every
         self.refilling = False
@@ -130,6 +134,11 @@ class DurableFrontier:
         self._memory.spilled = self.store.count(SPILL)
         self.spill()
         return restored
+
+    def baseline(self) -> None:
+        """What the run has changed so far needs no sync (called once it is open: nothing of a
+        fresh pass is written yet, and a restored run copies again what it cannot trust)."""
+        self._changes_synced = self._changes()
 
     def _untrusted(self, durable: Any) -> int | None:
         durable = durable if isinstance(durable, dict) else {}
@@ -240,11 +249,13 @@ class DurableFrontier:
                 if self.completed:
                     return
                 ops = self.journal.drain()
+                changes = self._changes()
             synced = self._synced_at
             try:
-                if self._sync is not None and (ops or clean):
+                if self._sync is not None and (ops or clean) and changes != self._changes_synced:
                     synced = time.time_ns()
                     self._sync()
+                    self._changes_synced = changes
                 state["durable"] = {"syncedAt": synced, "clean": clean, "untrustedSince": self._untrusted_since}
                 ops[(META, "state")] = state
                 self.store.apply(ops)
