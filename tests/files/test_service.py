@@ -182,6 +182,9 @@ def test_deleting_a_stopped_migration_removes_its_partial_file(api: LiveServer, 
     write(src / "big" / "disk.img", os.urandom(80 * 1024 * 1024))  # three ranges of 32 MiB
     client = api.client
     client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "16MB"})
+    # One thread: the ranges go one after another, so the stop after the first one finds the
+    # second in flight (three at once all finished at about the same time, before the stop).
+    client.put("/configuration/property", params={"key": "global.scan.limit", "value": "1"})
     body = {"migrationId": "half", "kind": "files", "source": str(src), "target": str(dst)}
     assert client.post("/migrations", json=body).status_code == 201
     deadline = time.monotonic() + 30
@@ -191,6 +194,11 @@ def test_deleting_a_stopped_migration_removes_its_partial_file(api: LiveServer, 
     assert client.post("/migrations/half/stop").status_code == 200
     api.wait_for("half", {"STOPPED"})
     assert temp_files(dst), "the partial file is kept while the migration may resume"
-    assert client.delete("/migrations/half").status_code == 204
+    # STOPPED at once; deletable once its last unit (a range, or a checkpoint's sync) has ended.
+    deadline = time.monotonic() + 20
+    while (status := client.delete("/migrations/half").status_code) == 409:
+        assert time.monotonic() < deadline, "the stopped migration never finished its last unit"
+        time.sleep(0.1)
+    assert status == 204
     assert temp_files(dst) == []
     assert (dst / "keep.txt").read_text() == "landed"

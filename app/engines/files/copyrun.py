@@ -173,9 +173,14 @@ class CopyRun(FrontierRun):
             elif isinstance(unit, RangeUnit):
                 self._large.finished(unit, error, after)
             queued = len(self._small) + len(self._large.queue) + len(self._continuations)
+            last = self._inflight == 0 and self._ctx.stopping.is_set()
         for action in after:
             action()
         self._frontier.spill()
+        if last:
+            # Stopping, and this was the last unit in flight: write the last checkpoint now, on
+            # this pool thread, before the run settles (once settled it may be deleted at once).
+            self._frontier.write(clean=True)
         if queued:
             self._ctx.wake(min(queued, 64))
 
