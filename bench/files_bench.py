@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.serving import FerryServer, ferry_server
 
 MiB = 1024 * 1024
-#: Settling: the disk counts as quiet after this many seconds without a write, waiting at most the second.
+#: Settling: the disk counts as quiet after this many seconds without a write or a discard,
+#: waited for at most the second.
 QUIET_SECONDS, SETTLE_LIMIT = 1.0, 30.0
 
 
@@ -73,23 +74,24 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def _sectors_written() -> int:
+def _sectors_moved() -> int:
+    """Sectors written and discarded on every disk (a deleted tree is discarded after the fact)."""
     total = 0
     for line in Path("/proc/diskstats").read_text().splitlines():
         fields = line.split()
         if len(fields) > 9 and not fields[2].startswith(("loop", "ram", "zram")):
-            total += int(fields[9])
+            total += int(fields[9]) + (int(fields[16]) if len(fields) > 16 else 0)
     return total
 
 
 def settle() -> None:
-    """``sync``, then wait (bounded) until no disk has written for ``QUIET_SECONDS``."""
+    """``sync``, then wait (bounded) until no disk has written or discarded for ``QUIET_SECONDS``."""
     subprocess.run(["sync"], check=True)
     deadline = time.monotonic() + SETTLE_LIMIT
-    last, quiet_since = _sectors_written(), time.monotonic()
+    last, quiet_since = _sectors_moved(), time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_SECONDS:
         time.sleep(0.1)
-        now = _sectors_written()
+        now = _sectors_moved()
         if now != last:
             last, quiet_since = now, time.monotonic()
 
