@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
-from app.api.schemas import MigrationSummary, ScannerPoolStats, ThroughputSummary
+from app.api.schemas import MigrationSummary, Node, ScannerPoolStats, ThroughputSummary
 
 router = APIRouter(tags=["stats"])
 
@@ -25,3 +25,9 @@ def migration_summary(services: ServicesDep) -> dict[str, Any]:
 @router.get("/stats/throughputSummary", operation_id="throughputSummary", response_model=ThroughputSummary)
 def throughput_summary(services: ServicesDep) -> dict[str, Any]:
     return services.stats.throughput()
+
+
+@router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"])
+def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
+    """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations."""
+    return services.stats.nodes()

@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from app.db.ledger import LeaseLost
 from app.engines.base import JobContext, Unit, WorkerSlot
 from app.engines.files.frontier import Frontier, Journal
 from app.engines.files.store import ACTIVE, META, PENDING, SPILL, Store
@@ -222,6 +223,8 @@ class DurableFrontier:
                     self._memory.restore(relpaths)
                     if not relpaths:
                         self._memory.spilled = 0
+        except LeaseLost:
+            raise  # another node runs the job now: the run stops
         except Exception as exc:
             log.warning("refill failed", action="refill_failed", error=str(exc) or type(exc).__name__)
         finally:
@@ -259,6 +262,8 @@ class DurableFrontier:
                 state["durable"] = {"syncedAt": synced, "clean": clean, "untrustedSince": self._untrusted_since}
                 ops[(META, "state")] = state
                 self.store.apply(ops)
+            except LeaseLost:
+                raise  # another node runs the job now: the run stops, writing nothing more
             except Exception:
                 log.exception("checkpoint failed", action="checkpoint_failed", migration_id=self.store.job_id)
                 with self.lock:
