@@ -6,7 +6,6 @@ nothing here may rely on the run's state; what happened comes back as one outcom
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -18,10 +17,6 @@ from app.engines.files.copy import Interrupted, copy_file_at, same_content
 from app.engines.files.listing import DIRECTORY_FLAGS, FileTask, StepResult, reason
 from app.engines.files.policy import is_large
 from app.pool.bandwidth import BandwidthLimiter
-
-#: Files whose data is asked for (``POSIX_FADV_WILLNEED``) ahead of the one being copied: on a
-#: cold source the disk then has many small reads queued at once, not one file's at a time.
-PREFETCH = 32
 
 
 class Outcome(Enum):
@@ -128,12 +123,10 @@ def copy_small_files(
     limiter = limiter or BandwidthLimiter(0)
     stopping = stopping or threading.Event()
     dirs = _Directories(source, target)
-    ahead = _Prefetch(source, tasks)
     try:
-        for index, task in enumerate(tasks):
+        for task in tasks:
             if stopping.is_set() or (deadline is not None and time.monotonic() > deadline):
                 break
-            ahead.reach(index + PREFETCH)
             try:
                 results.append(_copy_one(dirs, task, limiter, stopping, fsync))
             except Interrupted:
@@ -142,45 +135,7 @@ def copy_small_files(
                 results.append((Outcome.FAILED, 0, reason(exc)))
     finally:
         dirs.close()
-        ahead.close()
     return results
-
-
-class _Prefetch:
-    """Asks the kernel to start reading files' data, in task order, ahead of their copy.
-
-    Readahead runs on after the file is closed; a file that cannot be opened here is left to its
-    copy, which reports why.
-    """
-
-    def __init__(self, source: Path, tasks: list[FileTask]) -> None:
-        self.source, self.tasks = source, tasks
-        self.asked = 0
-        self._dirs: dict[str, int] = {}
-
-    def reach(self, end: int) -> None:
-        while self.asked < min(end, len(self.tasks)):
-            task = self.tasks[self.asked]
-            self.asked += 1
-            if task.meta.size:
-                with contextlib.suppress(OSError):
-                    self._ask(task)
-
-    def _ask(self, task: FileTask) -> None:
-        directory = self._dirs.get(task.region)
-        if directory is None:
-            directory = self._dirs[task.region] = os.open(self.source / task.region, DIRECTORY_FLAGS)
-        # O_NONBLOCK: never wait on a FIFO put in a file's place since the listing.
-        fd = os.open(task.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        for fd in self._dirs.values():
-            os.close(fd)
-        self._dirs.clear()
 
 
 def _copy_one(
