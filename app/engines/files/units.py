@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -221,14 +220,3 @@ class RangeUnit:
         if last:
             land_large(src, temp, dst, lf.task.meta, env.fsync)
             self.landed = True
-
-
-@dataclass(slots=True)
-class RefillUnit:
-    """Take spilled regions back from the database (the run does it; this carries it to a worker)."""
-
-    refill: Callable[[], None]
-    name: str = "refill"
-
-    def run(self, slot: WorkerSlot) -> None:
-        self.refill()
