@@ -136,7 +136,10 @@ def _place_orphans(session: Session, nodes: list[NodeLoad], report: LeaderReport
 def _publish(session: Session, policy: PoolPolicy, report: LeaderReport) -> None:
     session.flush()
     rows = session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
-    claimants = [row for row in rows if row.run_purpose == VERIFY or row.state == State.RUNNING.value]
+    # A run waiting for a server holds no threads: its share goes to the others meanwhile.
+    claimants = [
+        row for row in rows if row.notice is None and (row.run_purpose == VERIFY or row.state == State.RUNNING.value)
+    ]
     claims = [claim_of(row) for row in claimants]
     targets = {job: grant.granted for job, grant in allocate(claims, policy).items()}
     held = {row.id: Held(row.granted, row.grant_applied, row.active) for row in rows}

@@ -79,6 +79,8 @@ class RunReport:
     active: int
     units_completed: int
     units_failed: int
+    #: What the run waits for (a server down at open), or None while it can work.
+    notice: str | None = None
 
 
 def claim_of(row: CopyJobRow) -> Claim:
@@ -88,7 +90,7 @@ def claim_of(row: CopyJobRow) -> Claim:
 
 def released() -> dict[str, Any]:
     """The columns of a job no node holds."""
-    return {"owner": None, "run_purpose": None, "granted": 0, "grant_applied": 0, "active": 0}
+    return {"owner": None, "run_purpose": None, "granted": 0, "grant_applied": 0, "active": 0, "notice": None}
 
 
 class JobLedger:
@@ -237,6 +239,7 @@ class JobLedger:
                 report = reports.get(row.id, RunReport(0, 0, 0))
                 row.grant_applied, row.active = row.granted, report.active
                 row.units_completed, row.units_failed = report.units_completed, report.units_failed
+                row.notice = report.notice
                 owned.append(Owned(lease_of(row), State(row.state), row.granted, claim_of(row)))
             return Sync(alive, owned if alive else [])
 

@@ -256,7 +256,7 @@ class Coordinator:
 
     def _reports(self) -> dict[str, RunReport]:
         return {
-            stats.job_id: RunReport(stats.active, stats.units_completed, stats.units_failed)
+            stats.job_id: RunReport(stats.active, stats.units_completed, stats.units_failed, self.notice(stats.job_id))
             for stats in self.pool.snapshot().runs
         }
 

@@ -366,7 +366,8 @@ class JobService:
             granted = active = 0
         progress = self._runner.live_progress(row.id) or dict(row.progress)
         grant = Grant(percentage, source, requested, granted)
-        return JobView(row, progress, grant, active, row.owner, verification, self._runner.notice(row.id))
+        notice = self._runner.notice(row.id) if stats is not None else row.notice
+        return JobView(row, progress, grant, active, row.owner, verification, notice)
 
 
 def _row(session: Session, job_id: str) -> CopyJobRow:
