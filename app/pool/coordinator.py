@@ -404,36 +404,31 @@ class Coordinator:
             self._record(run, run.outcome())
 
     def _record(self, run: RunHandle, outcome: Outcome) -> None:
+        """Record a settled run. What it reports is read first, then the engine closes (its last
+        writes still hold the lease), and only then does the ledger let the job go."""
         lease = self._leases.pop(run.job_id, None)
         self.pool.remove(run.job_id)
-        try:
-            if lease is None or outcome is Outcome.LOST:
-                recorded = False
-            elif lease.purpose == VERIFY:
-                recorded = self._record_verification(run, lease, outcome)
-            else:
-                recorded = self._record_copy(run, lease, outcome)
-            log.info(
-                "run ended",
-                action=f"run_{outcome.value.lower()}",
-                migration_id=run.job_id,
-                purpose=lease.purpose if lease else None,
-                recorded=recorded,
-                error=run.error,
-            )
-        finally:
-            run.close()
-
-    def _record_copy(self, run: RunHandle, lease: Lease, outcome: Outcome) -> bool:
         progress = run.progress_fields()
-        self.totals.run_ended(run.job_id, progress)
-        return self.ledger.record_outcome(lease, outcome.value, progress, run.checkpoint(), run.error)
-
-    def _record_verification(self, run: RunHandle, lease: Lease, outcome: Outcome) -> bool:
-        progress = run.progress()
-        counts = dict(progress.fields) if progress is not None else {}
-        error = run.error or f"verification {outcome.value.lower()}; verify again"
-        return self.ledger.close_verification(lease, outcome is Outcome.COMPLETED, counts, error)
+        engine_progress = run.progress()
+        checkpoint = run.checkpoint() if lease is not None and lease.purpose == COPY else None
+        run.close()
+        if lease is None or outcome is Outcome.LOST:
+            recorded = False
+        elif lease.purpose == VERIFY:
+            counts = dict(engine_progress.fields) if engine_progress is not None else {}
+            error = run.error or f"verification {outcome.value.lower()}; verify again"
+            recorded = self.ledger.close_verification(lease, outcome is Outcome.COMPLETED, counts, error)
+        else:
+            self.totals.run_ended(run.job_id, progress)
+            recorded = self.ledger.record_outcome(lease, outcome.value, progress, checkpoint, run.error)
+        log.info(
+            "run ended",
+            action=f"run_{outcome.value.lower()}",
+            migration_id=run.job_id,
+            purpose=lease.purpose if lease else None,
+            recorded=recorded,
+            error=run.error,
+        )
 
     # -- sampling, saving, the view ------------------------------------------------------------
 

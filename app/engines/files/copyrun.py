@@ -337,7 +337,7 @@ class CopyRun(FrontierRun):
             listings = [region.listing for region in self._regions.values()]
         for listing in listings:
             listing.close()
-        # Normally the last unit of a stop wrote the last checkpoint already; after the outcome
-        # is recorded the lease is let go, and the fence refuses what is left to write.
+        # The coordinator closes a run before it lets the job go, so this last write still holds
+        # the lease; a run that lost it (another node runs the job) writes nothing.
         with contextlib.suppress(LeaseLost):
             self._frontier.write(clean=True)
