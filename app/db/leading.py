@@ -136,10 +136,9 @@ def _place_orphans(session: Session, nodes: list[NodeLoad], report: LeaderReport
 def _publish(session: Session, policy: PoolPolicy, report: LeaderReport) -> None:
     session.flush()
     rows = session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
-    # A run waiting for a server holds no threads: its share goes to the others meanwhile.
-    claimants = [
-        row for row in rows if row.notice is None and (row.run_purpose == VERIFY or row.state == State.RUNNING.value)
-    ]
+    # A run waiting for a server keeps its grant: its node lends those threads to its other runs
+    # until the next try is due, and the try itself needs one.
+    claimants = [row for row in rows if row.run_purpose == VERIFY or row.state == State.RUNNING.value]
     claims = [claim_of(row) for row in claimants]
     targets = {job: grant.granted for job, grant in allocate(claims, policy).items()}
     held = {row.id: Held(row.granted, row.grant_applied, row.active) for row in rows}

@@ -99,8 +99,7 @@ class CopyJobRow(Base):
     grant_applied: Mapped[int] = mapped_column(Integer, default=0)
     #: Units the owner had in flight when it last acknowledged.
     active: Mapped[int] = mapped_column(Integer, default=0)
-    #: What the owner's run waits for (a server down at open), while it waits: such a run holds
-    #: no threads, so the leader grants it none.
+    #: What the owner's run waits for (a server down at open), while it waits, for every node.
     notice: Mapped[str | None] = mapped_column(Text)
     #: Units the owner finished and failed in this run, for the cluster's stats.
     units_completed: Mapped[int] = mapped_column(Integer, default=0)
