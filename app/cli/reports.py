@@ -6,17 +6,20 @@ prints the server's JSON (with ``--all``, the pages' items in one list).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
 
 from app.cli import render
-from app.cli.client import DEFAULT_URL, FerryClient, JsonOption, TokenOption, UrlOption, connect
+from app.cli.client import DEFAULT_URL, GENERIC, FerryClient, JsonOption, TokenOption, UrlOption, connect
 
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="the migration's id", show_default=False)]
 OffsetOption = Annotated[int, typer.Option(min=0, metavar="N", help="entries to skip")]
 LimitOption = Annotated[int, typer.Option(min=1, max=1000, metavar="N", help="entries per page")]
 AllOption = Annotated[bool, typer.Option("--all", help="every page, not one")]
+#: Seconds between polls of --wait.
+POLL_SECONDS = 0.5
 
 
 def _items(page: Any, key: str) -> list[dict[str, Any]]:
@@ -55,9 +58,12 @@ def failures(
         render.print_json(entries if every else first)
         return
     rows = ([e.get("path"), e.get("reason"), e.get("attempts"), e.get("time")] for e in entries)
-    render.console().print(render.table(["PATH", "REASON", "ATTEMPTS", "TIME"], rows))
-    if not every and len(entries) == limit:
-        typer.echo(f"more after these {limit}: --offset {offset + limit}, or --all", err=True)
+    total = first.get("total") if isinstance(first, dict) else None
+    title = f"{total} entries not copied" if isinstance(total, int) else None
+    render.console().print(render.table(["PATH", "REASON", "ATTEMPTS", "TIME"], rows, title=title))
+    more = offset + len(entries) < total if isinstance(total, int) else len(entries) == limit
+    if not every and more:
+        typer.echo(f"more after these {len(entries)}: --offset {offset + len(entries)}, or --all", err=True)
 
 
 def verification(
@@ -65,17 +71,32 @@ def verification(
     offset: OffsetOption = 0,
     limit: LimitOption = 100,
     every: AllOption = False,
+    wait: Annotated[bool, typer.Option("--wait", help="first wait until a RUNNING verification has ended")] = False,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Show the latest verification of a migration: its status, counts and discrepancies."""
+    """Show the latest verification of a migration: its status, counts and discrepancies.
+
+    Exits 0 when it COMPLETED without discrepancies, 1 otherwise (RUNNING, FAILED, or any found).
+    """
     path = f"/migrations/{migration_id}/verification"
     with connect(url, token) as client:
+        while wait and client.get(path, offset=0, limit=1)["status"] == "RUNNING":
+            time.sleep(POLL_SECONDS)
         report, entries = _pages(client, path, "discrepancies", offset, limit, every)
     if as_json:
         render.print_json({**report, "discrepancies": entries} if every else report)
-        return
+    else:
+        _print_verification(migration_id, report, entries, limit if not every else None, offset)
+    found = (report.get("counts") or {}).get("discrepancies", len(entries))
+    if report["status"] != "COMPLETED" or found:
+        raise typer.Exit(GENERIC)
+
+
+def _print_verification(
+    migration_id: str, report: dict[str, Any], entries: list[dict[str, Any]], limit: int | None, offset: int
+) -> None:
     summary = {
         "status": render.state(report["status"]),
         "started": report.get("startedTime"),
@@ -87,5 +108,5 @@ def verification(
     out.print(render.pairs(summary, title=f"verification of {migration_id}"))
     rows = ([e.get("type"), e.get("path"), e.get("detail")] for e in entries)
     out.print(render.table(["TYPE", "PATH", "DETAIL"], rows, title="discrepancies"))
-    if not every and len(entries) == limit:
+    if limit is not None and len(entries) == limit:
         typer.echo(f"more after these {limit}: --offset {offset + limit}, or --all", err=True)

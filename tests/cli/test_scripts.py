@@ -140,7 +140,8 @@ def reports(server: LiveServer) -> LiveServer:
 
     @server.app.get("/migrations/{job_id}/failures")
     def failures(job_id: str, offset: int = Query(0), limit: int = Query(100)) -> dict[str, Any]:
-        return {"migrationId": job_id, "offset": offset, "limit": limit, "failures": FAILURES[offset : offset + limit]}
+        page = FAILURES[offset : offset + limit]
+        return {"migrationId": job_id, "total": len(FAILURES), "offset": offset, "limit": limit, "failures": page}
 
     @server.app.get("/migrations/{job_id}/verification")
     def verification(job_id: str, offset: int = Query(0), limit: int = Query(100)) -> dict[str, Any]:
@@ -176,9 +177,10 @@ def test_failures_lists_a_page_or_every_page(reports: LiveServer) -> None:
 
 
 def test_verification_shows_the_report_and_its_discrepancies(reports: LiveServer) -> None:
-    """verification prints the report's status and counts, then its discrepancies, page by page."""
+    """verification prints the report's status and counts, then its discrepancies, page by page, and
+    exits 1 because it found some."""
     shown = run(reports, "migrations", "verification", "m", "--limit", "2")
-    assert shown.returncode == 0, shown
+    assert shown.returncode == 1, shown  # discrepancies found
     assert "COMPLETED" in shown.stdout
     assert "filesChecked" in shown.stdout
     assert shown.stdout.count("contentMismatch") == 2
