@@ -11,6 +11,7 @@ which fails the script on an HTTP error (``--fail-with-body``) instead of printi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -91,10 +92,8 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 def stop_nbdkit(pidfile: Path) -> None:
     """The tour kills its nbdkit at its end; a tour that failed before that leaves it to us."""
     if pidfile.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 def start_line(log: Path) -> dict[str, Any]:
