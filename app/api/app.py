@@ -85,8 +85,8 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
     for router in (configuration.router, migrations.router, stats.router):
         app.include_router(router, dependencies=[*secured, Depends(refuse_unknown_query)])
     app.include_router(health.router)
-    app.include_router(dashboard.router)
-    docs.install(app)  # open: the page's data calls carry the token
+    app.include_router(dashboard.router)  # open: the page's data calls carry the token
+    docs.install(app)  # open, as the OpenAPI document is
 
     @app.get(
         "/metrics",
