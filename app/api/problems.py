@@ -41,12 +41,16 @@ def _invalid_json(error: dict[str, Any]) -> Problem:
     return Problem(title="Invalid JSON", type_="invalid-json", status=422, detail=detail)
 
 
-def _validation_problem(_handler: Any, _request: Request, exc: RequestValidationError) -> Problem:
+def _validation_problem(_handler: Any, request: Request, exc: RequestValidationError) -> Problem:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     if first.get("type") == "json_invalid":
         return _invalid_json(dict(first))
     detail = f"{describe_location(first.get('loc', ()))}: {first.get('msg', 'invalid')}"
+    media = request.headers.get("content-type", "").partition(";")[0].strip()
+    if tuple(first.get("loc", ())) == ("body",) and media and media != "application/json":
+        # FastAPI reads a body it cannot take for JSON as a string, and then says "not an object".
+        detail = f"request body: sent as {media}; send a JSON object with Content-Type: application/json"
     if len(errors) > 1:
         detail += f" (and {len(errors) - 1} more)"
     fields = [

@@ -59,6 +59,16 @@ def test_a_body_that_is_not_json_is_called_invalid_json(server: LiveServer) -> N
     assert server.client.get("/migrations").json() == []
 
 
+def test_a_body_sent_as_another_media_type_says_to_send_json(server: LiveServer) -> None:
+    """JSON sent as text/plain is refused with the media type to use, not "not a valid dictionary"."""
+    body = b'{"kind": "files", "source": "/s", "target": "/t"}'
+    response = server.client.post("/migrations", content=body, headers={"content-type": "text/plain"})
+    assert problem(response, 422)["detail"] == (
+        "request body: sent as text/plain; send a JSON object with Content-Type: application/json"
+    )
+    assert server.client.get("/migrations").json() == []
+
+
 def test_a_per_migration_key_on_configuration_points_to_patch(server: LiveServer) -> None:
     """PUT /configuration/property with the per-migration percentage says to PATCH the migration instead."""
     response = server.client.put(f"/configuration/property?key={PCT}&value=13%25")
