@@ -18,7 +18,9 @@ from app.api.middleware import RequestContext
 from app.api.queries import refuse_unknown_query
 from app.api.routes import configuration, dashboard, docs, health, migrations, stats
 from app.api.security import authorize
+from app.db.nodes import holder_text
 from app.db.session import Database
+from app.db.sole import SoleNodeLock, sqlite_path
 from app.engines.base import Engine
 from app.engines.registry import default_engines
 from app.observability.metrics import Metrics
@@ -43,7 +45,9 @@ at once, all on one global pool of worker threads that operators resize live.
 
 def build_services(settings: Settings, engines: Mapping[str, Engine]) -> Services:
     db = Database(settings.effective_database_url)
-    coordinator = Coordinator(db, engines, settings.instance_id, settings.effective_allowed_roots)
+    coordinator = Coordinator(
+        db, engines, settings.node_id, settings.effective_allowed_roots, node_lease=settings.node_lease
+    )
     return Services(
         settings=settings,
         db=db,
@@ -62,12 +66,20 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log_start(settings)
-        services.coordinator.start()
+        sqlite = sqlite_path(settings.effective_database_url)
+        lock = SoleNodeLock(sqlite) if sqlite is not None else None
+        if lock is not None:
+            lock.acquire(lambda: holder_text(services.db))
         try:
-            yield
+            services.coordinator.start(sole_node=lock is not None)
+            try:
+                yield
+            finally:
+                services.coordinator.shutdown(settings.drain_timeout)
+                services.db.dispose()
         finally:
-            services.coordinator.shutdown(settings.drain_timeout)
-            services.db.dispose()
+            if lock is not None:
+                lock.release()
 
     app = FastAPI(
         title="ferry",
@@ -115,7 +127,7 @@ def log_start(settings: Settings) -> None:
         "ferry starting",
         action="startup",
         version=VERSION,
-        node=settings.instance_id,
+        node=settings.node_id,
         database=make_url(settings.effective_database_url).render_as_string(hide_password=True),
         allowed_roots=[str(root) for root in settings.effective_allowed_roots],
         listen=f"{settings.host}:{settings.port}",

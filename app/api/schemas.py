@@ -152,6 +152,10 @@ class Migration(Wire):
     start_time: datetime | None = Field(description="when its latest pass started")
     complete_time: datetime | None = Field(description="when its latest pass ended COMPLETED")
     pool: PoolShare = Field(description="its share of the global scan pool")
+    node: str | None = Field(default=None, description="the node running it, verifying it or still stopping it")
+    verification: str | None = Field(
+        default=None, description="status of its latest verification: RUNNING, COMPLETED or FAILED; null if none"
+    )
     #: The latest entries that could not be copied (counted in filesFailed); retried next pass.
     failures: list[Failure] = Field(
         default_factory=list, description="the latest entries not copied, as of the last checkpoint"
@@ -221,6 +225,20 @@ class MigrationStats(Wire):
     units_completed: int
     bytes_copied: int
     bytes_per_second: int
+    #: The node running it (SPEC section 8).
+    node: str | None = None
+
+
+class Node(Wire):
+    """One live node of the cluster (SPEC section 8)."""
+
+    node_id: str
+    host: str
+    heartbeat_age_seconds: float
+    granted: int
+    active: int
+    running_migrations: int
+    draining: bool = False
 
 
 class Totals(Wire):
@@ -246,6 +264,7 @@ class ScannerPoolStats(Wire):
     priority_allocations: dict[str, str]
     migrations: list[MigrationStats]
     totals: Totals
+    nodes: list[Node] = Field(default_factory=list)
     sampled_at: datetime
 
 

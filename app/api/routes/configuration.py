@@ -46,7 +46,9 @@ def _wire(view: PropertyView) -> Property:
 def list_properties(services: ServicesDep) -> list[Property]:
     """Every runtime property with its value, default and meaning.
 
+    ```sh
     curl http://127.0.0.1:18080/configuration/properties
+    ```
     """
     return [_wire(view) for view in services.properties.list_all()]
 
@@ -57,7 +59,9 @@ def list_properties(services: ServicesDep) -> list[Property]:
 def get_property(services: ServicesDep, key: Key) -> Property:
     """One property; 404 for a key ferry does not know.
 
+    ```sh
     curl 'http://127.0.0.1:18080/configuration/property?key=global.scan.limit'
+    ```
     """
     return _wire(services.properties.get(key))
 
@@ -68,8 +72,10 @@ def set_property(services: ServicesDep, key: Key, value: Value) -> Property:
     a second. 404 for an unknown key (a per-migration key is set by PATCH on the migration), 422
     for a value not in the accepted form, and then nothing is stored.
 
-        curl -X PUT 'http://127.0.0.1:18080/configuration/property?key=global.scan.limit&value=50' -H 'accept: */*'
-        curl -X PUT 'http://127.0.0.1:18080/configuration/property?key=migration.priority.pool.allocations&value=7%25%2C36%25%2C49%25' -H 'accept: */*'
+    ```sh
+    curl -X PUT 'http://127.0.0.1:18080/configuration/property?key=global.scan.limit&value=50' -H 'accept: */*'
+    curl -X PUT 'http://127.0.0.1:18080/configuration/property?key=migration.priority.pool.allocations&value=7%25%2C36%25%2C49%25' -H 'accept: */*'
+    ```
     """  # noqa: E501 - the SPEC's commands, verbatim
     return _wire(services.properties.set(key, value))
 
@@ -83,6 +89,8 @@ def set_property(services: ServicesDep, key: Key, value: Value) -> Property:
 def reset_property(services: ServicesDep, key: Key) -> Property:
     """Return a property to its default (admin); applied live.
 
+    ```sh
     curl -X DELETE 'http://127.0.0.1:18080/configuration/property?key=global.scan.limit'
+    ```
     """
     return _wire(services.properties.reset(key))

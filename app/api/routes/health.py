@@ -16,7 +16,9 @@ router = APIRouter(tags=["health"])
 def healthz() -> Health:
     """Liveness: answers while the process serves; open, no token needed.
 
+    ```sh
     curl http://127.0.0.1:18080/healthz
+    ```
     """
     return Health(status="ok")
 
@@ -31,7 +33,9 @@ def healthz() -> Health:
 def readyz(services: ServicesDep) -> Health | JSONResponse:
     """Readiness: the database answers and its schema is at head; open, no token needed.
 
+    ```sh
     curl http://127.0.0.1:18080/readyz
+    ```
     """
     try:
         at_head = is_at_head(services.db.engine)

@@ -56,6 +56,8 @@ def to_wire(view: JobView) -> Migration:
         start_time=row.started_at,
         complete_time=row.completed_at,
         failures=_failures(row.checkpoint),
+        node=view.node,
+        verification=view.verification,
         pool=PoolShare(
             percentage=format_percent(view.grant.percentage),
             percentage_source=view.grant.source,
@@ -97,10 +99,12 @@ def create_migration(services: ServicesDep, body: MigrationCreate) -> Migration:
     (it waits in SCHEDULED while `migration.max.running.migrations` are RUNNING). 409 when
     `migrationId` exists already; 422 names the field ferry refuses.
 
-        curl -X POST http://127.0.0.1:18080/migrations -H 'content-type: application/json' -d '{
-          "migrationId": "projects", "kind": "files",
-          "source": "/srv/ferry/var/tour/projects", "target": "/srv/ferry/var/tour/copy",
-          "priority": "HIGH", "options": {"targetMatch": true}}'
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations -H 'content-type: application/json' -d '{
+      "migrationId": "projects", "kind": "files",
+      "source": "/srv/ferry/var/tour/projects", "target": "/srv/ferry/var/tour/copy",
+      "priority": "HIGH", "options": {"targetMatch": true}}'
+    ```
     """
     auto_start = True if body.auto_start is None else body.auto_start
     view, _ = services.jobs.create(body.migration_id, _definition(body), auto_start=auto_start, idempotent=False)
@@ -140,7 +144,9 @@ def put_migration(
     In a query a `+` decodes as a space: write an NBD URI's `+` as `%2B` and its `?`/`&` as
     `%3F`/`%26`.
 
-        curl -X PUT 'http://127.0.0.1:18080/migrations/vm42?kind=disk&source=nbd%2Bunix:///%3Fsocket%3D/srv/ferry/var/tour/vm42.sock&target=/srv/ferry/var/tour/vm42.raw'
+    ```sh
+    curl -X PUT 'http://127.0.0.1:18080/migrations/vm42?kind=disk&source=nbd%2Bunix:///%3Fsocket%3D/srv/ferry/var/tour/vm42.sock&target=/srv/ferry/var/tour/vm42.raw'
+    ```
     """
     if body is None:
         body = _body_from_query(request, kind, source, target, priority, percentage)
@@ -211,7 +217,9 @@ def list_migrations(
 ) -> list[Migration]:
     """Every migration with its state, progress and pool share, oldest first.
 
+    ```sh
     curl 'http://127.0.0.1:18080/migrations?state=RUNNING'
+    ```
     """
     return [to_wire(view) for view in services.jobs.list_jobs(state)]
 
@@ -220,7 +228,9 @@ def list_migrations(
 def get_migration(services: ServicesDep, job_id: JobId) -> Migration:
     """One migration: its definition, state, `error`, `progress` (per kind) and `pool` share.
 
+    ```sh
     curl http://127.0.0.1:18080/migrations/projects
+    ```
     """
     return to_wire(services.jobs.get(job_id))
 
@@ -243,7 +253,9 @@ def patch_migration(
     removes the override. `options` change only while neither SCHEDULED nor RUNNING (409).
     A query key it does not know is a 422 naming it.
 
-        curl -X PATCH 'http://127.0.0.1:18080/migrations/projects?migration.parallel.scan.percentage=13%25'
+    ```sh
+    curl -X PATCH 'http://127.0.0.1:18080/migrations/projects?migration.parallel.scan.percentage=13%25'
+    ```
     """
     body = body or MigrationPatch()
     new_priority = priority if priority is not None else body.priority
@@ -274,7 +286,9 @@ def delete_migration(services: ServicesDep, job_id: JobId) -> None:
     """Forget a migration (never its data; a files migration's own temporaries are removed).
     409 while SCHEDULED or RUNNING: stop it first.
 
-        curl -X DELETE http://127.0.0.1:18080/migrations/projects
+    ```sh
+    curl -X DELETE http://127.0.0.1:18080/migrations/projects
+    ```
     """
     services.jobs.delete(job_id)
 
@@ -286,7 +300,9 @@ def stop_all(services: ServicesDep) -> list[Migration]:
     """Stop the SCHEDULED migrations, then the RUNNING ones (units in flight finish first);
     answers the migrations it stopped.
 
-        curl -X POST http://127.0.0.1:18080/migrations/stop
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations/stop
+    ```
     """
     return [to_wire(view) for view in services.jobs.stop_all()]
 
@@ -299,7 +315,9 @@ def start(services: ServicesDep, job_id: JobId) -> Migration:
     (copying only what changed). It is SCHEDULED until fewer than `migration.max.running.migrations`
     are RUNNING.
 
-        curl -X POST http://127.0.0.1:18080/migrations/projects/start
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations/projects/start
+    ```
     """
     return to_wire(services.jobs.start(job_id))
 
@@ -311,7 +329,9 @@ def stop(services: ServicesDep, job_id: JobId) -> Migration:
     """Stop a SCHEDULED or RUNNING migration; units in flight finish and checkpoint first, so `resume`
     continues from there.
 
-        curl -X POST http://127.0.0.1:18080/migrations/projects/stop
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations/projects/stop
+    ```
     """
     return to_wire(services.jobs.stop(job_id))
 
@@ -323,7 +343,9 @@ def resume(services: ServicesDep, job_id: JobId) -> Migration:
     """Continue a STOPPED or FAILED migration from its checkpoint, retrying the entries that failed,
     without copying again what was done.
 
-        curl -X POST http://127.0.0.1:18080/migrations/projects/resume
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations/projects/resume
+    ```
     """
     return to_wire(services.jobs.resume(job_id))
 
@@ -338,7 +360,9 @@ def reset(services: ServicesDep, job_id: JobId) -> Migration:
     """Forget the progress and checkpoint of a migration that is neither SCHEDULED nor RUNNING, so that
     its next start scans from the beginning.
 
-        curl -X POST http://127.0.0.1:18080/migrations/projects/reset
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations/projects/reset
+    ```
     """
     return to_wire(services.jobs.reset(job_id))
 
@@ -350,7 +374,9 @@ def verify(services: ServicesDep, job_id: JobId) -> Migration:
     """Compare source and target of a migration that is STOPPED, FAILED or COMPLETED; the report is at
     `GET /migrations/{id}/verification`.
 
-        curl -X POST http://127.0.0.1:18080/migrations/projects/verify
+    ```sh
+    curl -X POST http://127.0.0.1:18080/migrations/projects/verify
+    ```
     """
     return to_wire(services.jobs.verify(job_id))
 
@@ -371,7 +397,9 @@ def add_pending_region(
     """Queue a rescan of one directory of a files migration's source: now when it runs, else at
     its next pass.
 
-        curl -X POST 'http://127.0.0.1:18080/migrations/projects/addPendingRegion?path=/sub/dir'
+    ```sh
+    curl -X POST 'http://127.0.0.1:18080/migrations/projects/addPendingRegion?path=/sub/dir'
+    ```
     """
     return to_wire(services.jobs.add_pending_region(job_id, path))
 
@@ -391,7 +419,9 @@ def verification(
     """The latest verification of a migration (`status`, `counts`) and a page of its
     discrepancies, in the order found. 404 until `POST .../verify` has run once.
 
-        curl 'http://127.0.0.1:18080/migrations/projects/verification?offset=0&limit=100'
+    ```sh
+    curl 'http://127.0.0.1:18080/migrations/projects/verification?offset=0&limit=100'
+    ```
     """
     report, items = services.jobs.verification(job_id, offset, limit)
     return Verification(

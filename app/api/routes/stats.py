@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ServicesDep
-from app.api.schemas import MigrationSummary, ScannerPoolStats, ThroughputSummary
+from app.api.schemas import MigrationSummary, Node, ScannerPoolStats, ThroughputSummary
 
 router = APIRouter(tags=["stats"])
 
@@ -22,7 +22,9 @@ def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
     """The pool's size, threads granted and at work, and each running migration's share; it
     never waits on copying.
 
-        curl http://127.0.0.1:18080/stats/scannerPoolStats
+    ```sh
+    curl http://127.0.0.1:18080/stats/scannerPoolStats
+    ```
     """
     return services.stats.scanner_pool()
 
@@ -36,7 +38,9 @@ def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
 def migration_summary(services: ServicesDep) -> dict[str, Any]:
     """Migrations grouped by state, with their bytes, percentage and ETA.
 
+    ```sh
     curl http://127.0.0.1:18080/stats/migrationSummary
+    ```
     """
     return services.stats.migration_summary()
 
@@ -50,6 +54,19 @@ def migration_summary(services: ServicesDep) -> dict[str, Any]:
 def throughput_summary(services: ServicesDep) -> dict[str, Any]:
     """Bytes and files copied over the last 10, 60 and 300 seconds.
 
+    ```sh
     curl http://127.0.0.1:18080/stats/throughputSummary
+    ```
     """
     return services.stats.throughput()
+
+
+@router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"], summary="The live nodes")
+def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
+    """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations.
+
+    ```sh
+    curl http://127.0.0.1:18080/nodes
+    ```
+    """
+    return services.stats.nodes()
