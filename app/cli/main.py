@@ -6,7 +6,7 @@ for their exit codes.
 
 Only typer is imported here: the server side (FastAPI, SQLAlchemy, Alembic, settings) is imported
 by the commands that use it, so ``ferry --help`` and the client commands start in a fraction of
-the time (``tests/cli/test_startup.py`` keeps it so).
+the time (``tests/cli/test_scripts.py`` keeps it so).
 """
 
 from __future__ import annotations
