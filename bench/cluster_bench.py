@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--limit", type=int, default=24, help="global.scan.limit for every round")
     parser.add_argument("--rate", type=int, default=8, help="MB/s each source serves per connection")
     args = parser.parse_args(argv)
-    size = parse_size(args.size)
+    size = parse_size(re.sub(r"([KMGT])$", r"\1iB", args.size))[0]
     admin = os.environ.get("FERRY_BENCH_DATABASE_URL", DEFAULT_URL)
     work = Path(tempfile.mkdtemp(prefix="ferry-cluster-bench-"))
     with ExitStack() as stack:

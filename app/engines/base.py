@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from app.db.session import Database
-    from app.pool.bandwidth import BandwidthLimiter
+    from app.engines.bandwidth import BandwidthLimiter
 
 
 class Purpose(StrEnum):

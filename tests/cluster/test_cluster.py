@@ -6,6 +6,7 @@ real file targets, and is bounded in time (the node lease here is 4 s; the defau
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -79,6 +80,12 @@ def test_one_pool_across_nodes_never_exceeds_the_limit(cluster: Cluster, disks: 
     for job, target in targets.items():
         wait_until(lambda job=job: cluster.migration(job)["state"] == "COMPLETED", 90, f"{job} completed")
         assert same_disk(sources[job], target, SIZE), job
+    copied = sum(cluster.migration(job)["progress"]["bytesCopied"] for job in sources)
+    for node_id, node in cluster.nodes.items():  # any node describes the whole cluster
+        window = node.client.get("/stats/throughputSummary").json()["windows"][-1]
+        assert window["bytes"] >= copied * 0.99, node_id
+        metrics = node.client.get("/metrics").text
+        assert all(f'ferry_node_heartbeat_age_seconds{{node="{other}"}}' in metrics for other in cluster.nodes)
 
 
 def test_a_stop_sent_to_one_node_stops_the_copy_on_another(cluster: Cluster, disks: Servers) -> None:
@@ -240,3 +247,27 @@ def _ended(disks: Servers, node: Any, job_id: str) -> dict[str, Any] | None:
     disks.revive()
     found = node.migration(job_id)
     return found if found["state"] in ("COMPLETED", "FAILED") else None
+
+
+def test_a_rescan_asked_on_one_node_reaches_the_copy_on_another(cluster: Cluster) -> None:
+    """addPendingRegion sent to the node that does not run the migration reaches the one that
+    does: a file added to an already listed directory is copied in the same pass."""
+    a, b = cluster.start("a"), cluster.start("b")
+    source, target = cluster.data / "src", cluster.data / "dst"
+    (source / "early").mkdir(parents=True)
+    (source / "early" / "first.txt").write_text("listed first")
+    (source / "late").mkdir()
+    for i in range(6):
+        (source / "late" / f"blob{i}.bin").write_bytes(os.urandom(2 * 1024**2))
+    set_property(cluster, "global.bandwidth.limit", "2MB")
+    body = {"migrationId": "tree", "kind": "files", "source": str(source), "target": str(target)}
+    assert a.client.post("/migrations", json=body).status_code == 201
+    wait_until((target / "early" / "first.txt").exists, 30, "the early directory copied")
+    (source / "early" / "added.txt").write_text("added after its directory was listed")
+    running_on = cluster.migration("tree")["node"]
+    other = a if running_on == "b" else b
+    assert other.client.post("/migrations/tree/addPendingRegion", params={"path": "/early"}).status_code == 200
+    cluster.api().delete("/configuration/property", params={"key": "global.bandwidth.limit"})
+    done = wait_until(lambda: (m := cluster.migration("tree"))["state"] in ("COMPLETED", "FAILED") and m, 60)
+    assert done["state"] == "COMPLETED", done
+    assert (target / "early" / "added.txt").read_text() == "added after its directory was listed"

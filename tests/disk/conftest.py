@@ -27,11 +27,11 @@ import pytest
 from app.db.ledger import JobLedger
 from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.disk import DiskEngine
 from app.policy.allocation import Claim, Priority
 from app.policy.properties import DEFAULT_CONFIG
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import RunHandle
 from tests.conftest import need_real

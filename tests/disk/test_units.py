@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose, WorkerSlot
 from app.engines.disk import DiskEngine, runs
-from app.pool.bandwidth import BandwidthLimiter
 
 from .conftest import MiB, Servers, digest
 

@@ -20,12 +20,12 @@ import pytest
 from app.db.ledger import COPY, VERIFY, JobLedger, Lease
 from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.files import FilesEngine
 from app.engines.files.copy import is_temp
 from app.engines.files.tuning import Tuning
 from app.policy.allocation import Claim, PoolPolicy, Priority
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import Outcome, RunHandle, StopReason, derived_progress
 

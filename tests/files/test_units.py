@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import WorkerSlot
 from app.engines.files.copy import finish_dir
 from app.engines.files.helpers import Helpers
@@ -19,7 +20,6 @@ from app.engines.files.options import parse_options
 from app.engines.files.policy import Kind, Meta
 from app.engines.files.smallfiles import Allowance, Budget
 from app.engines.files.units import DEFERRED, Env, ListUnit
-from app.pool.bandwidth import BandwidthLimiter
 
 from .conftest import write
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.policy.allocation import Claim, PoolPolicy, Priority
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import Outcome, RunHandle, StopReason
 from tests.fakes.engine import FakeEngine

@@ -18,9 +18,9 @@ router = APIRouter(tags=["stats"])
     response_model=ScannerPoolStats,
     summary="The global scan pool",
 )
-def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
-    """The pool's size, threads granted and at work, and each running migration's share; it
-    never waits on copying.
+async def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
+    """The cluster's pool and each running migration's share, from the snapshot each node keeps
+    ready (answered on the event loop: it touches neither the database nor the pool).
 
     ```sh
     curl http://127.0.0.1:18080/stats/scannerPoolStats
@@ -51,8 +51,8 @@ def migration_summary(services: ServicesDep) -> dict[str, Any]:
     response_model=ThroughputSummary,
     summary="Recent throughput",
 )
-def throughput_summary(services: ServicesDep) -> dict[str, Any]:
-    """Bytes and files copied over the last 10, 60 and 300 seconds.
+async def throughput_summary(services: ServicesDep) -> dict[str, Any]:
+    """Bytes and files copied over the last 10, 60 and 300 seconds, by the whole cluster.
 
     ```sh
     curl http://127.0.0.1:18080/stats/throughputSummary
@@ -62,7 +62,7 @@ def throughput_summary(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"], summary="The live nodes")
-def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
+async def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
     """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations.
 
     ```sh

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import WorkerSlot
 from app.engines.files.copy import copy_range, create_temp, land_large, same_content
 from app.engines.files.helpers import HelperLost, Helpers
 from app.engines.files.listing import FileTask, Listing, StepResult
 from app.engines.files.policy import split_ranges
 from app.engines.files.smallfiles import Allowance, Budget, Outcome, copy_inline, copy_small_files
-from app.pool.bandwidth import BandwidthLimiter
 
 
 @dataclass(frozen=True, slots=True)
