@@ -29,7 +29,9 @@ from typing import Any
 import structlog
 
 from app.db import jobs as job_queries
-from app.db.ledger import COPY, VERIFY, JobLedger, Lease, Owned, RunReport, Sync, claim_of
+from app.db import leading
+from app.db.leases import COPY, VERIFY, Lease
+from app.db.ledger import JobLedger, Owned, RunReport, Sync, claim_of
 from app.db.models import CopyJobRow
 from app.db.nodes import NodeRegistry
 from app.db.properties import load_config
@@ -363,7 +365,7 @@ class Coordinator:
             return
         term = timedelta(seconds=max(1.0, min(5.0, self.node_lease / 3)))
         was = self._leader_epoch
-        epoch, report = self.ledger.lead(self.registry, was, term, self.config.pool, self.config.max_running)
+        epoch, report = leading.lead(self.db, self.registry, was, term, self.config.pool, self.config.max_running)
         self._leader_epoch = epoch
         if epoch is not None and epoch != was:
             log.info("leading the cluster", action="leader_elected", node=self.node_id, epoch=epoch)

@@ -152,8 +152,11 @@ class ScanPool:
             self._granted = {job: grant.granted for job, grant in allocate(claims, self._policy).items()}
         for run in self._runs.values():
             percentage, source = percentage_of(run.claim, self._policy)
-            granted = 0 if run.stop_reason is not None else self._granted.get(run.job_id, 0)
-            run.grant = Grant(percentage, source, requested_threads(percentage, self._policy), granted)
+            requested = requested_threads(percentage, self._policy)
+            # Never more than the policy in force here allows: a shrink applies before the
+            # leader's next grants reach this node.
+            granted = 0 if run.stop_reason is not None else min(self._granted.get(run.job_id, 0), requested)
+            run.grant = Grant(percentage, source, requested, granted)
         ordered = serving_order(run.claim for run in self._runs.values())
         self._order = [self._runs[claim.job_id] for claim in ordered]
         self._spawn_threads()

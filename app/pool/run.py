@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from app.db.ledger import LeaseLost
+from app.db.leases import LeaseLost
 from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, WorkerSlot
 from app.policy.allocation import Claim, Grant, Priority
 from app.pool.rates import RateWindow

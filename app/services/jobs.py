@@ -20,7 +20,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.ledger import Busy, JobLedger, Lease, NoSuchJob, StateChanged, claim_of
+from app.db.leases import Lease
+from app.db.ledger import Busy, JobLedger, NoSuchJob, StateChanged, claim_of
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, utcnow
 from app.db.session import Database
 from app.engines.base import Engine, InvalidField, JobRun, LeavesPartials, Purpose, RescansRegions

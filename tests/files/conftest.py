@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from app.db.ledger import COPY, VERIFY, JobLedger, Lease
+from app.db.leases import COPY, VERIFY, Lease
+from app.db.ledger import JobLedger
 from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
 from app.engines.bandwidth import BandwidthLimiter
