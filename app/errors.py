@@ -6,11 +6,20 @@ FerryError            500  never raised on purpose; the base of the tree
 ├── InvalidValue      422  a value ferry refuses; ``detail`` names the field
 ├── Unauthorized      401  no or unknown bearer token
 └── Forbidden         403  a token whose role is too weak
+
+Every problem's ``type`` is a URI under :data:`PROBLEM_BASE`: ``urn:ferry:problem:`` and the
+class's name in kebab case (``urn:ferry:problem:invalid-value``); the framework's own refusals
+read ``urn:ferry:problem:http-not-found``, ``...:http-method-not-allowed``, and a body that is
+not JSON ``urn:ferry:problem:invalid-json``. A URN, not a web address: nothing to fetch, and no
+host to keep up; the README lists them all.
 """
 
 from __future__ import annotations
 
 from fastapi_problem.error import StatusProblem
+
+#: Where every problem ``type`` lives; ``{type}`` is the problem's own name.
+PROBLEM_BASE = "urn:ferry:problem:"
 
 
 class FerryError(StatusProblem):

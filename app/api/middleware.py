@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.metrics import Metrics
@@ -59,4 +60,15 @@ def _route_of(scope: dict[str, Any] | Scope) -> str:
     """The route template (``/migrations/{job_id}``), so metrics do not grow a series per id."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    return str(path) if path else _framework_route(scope)
+
+
+def _framework_route(scope: dict[str, Any] | Scope) -> str:
+    """Routes FastAPI adds itself (``/openapi.json``) and mounts (the docs' assets) leave no route
+    in the scope: find the one that matches, on a copy of the request's method and path."""
+    probe: Scope = {"type": "http", "method": scope["method"], "path": scope["path"], "root_path": ""}
+    for route in getattr(scope.get("app"), "routes", ()):
+        match, _ = route.matches(probe)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"

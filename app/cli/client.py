@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:18080"
 #: Seconds one request may take before the command gives up on the server.
@@ -33,9 +35,12 @@ TIMEOUT = 30.0
 GENERIC, USAGE, NOT_FOUND, CONFLICT, AUTH, UNREACHABLE = 1, 2, 3, 4, 5, 6
 _EXIT_BY_STATUS = {400: USAGE, 401: AUTH, 403: AUTH, 404: NOT_FOUND, 409: CONFLICT, 422: USAGE}
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="FERRY_URL", help="the ferry server")]
+UrlOption = Annotated[str, typer.Option("--url", envvar="FERRY_URL", metavar="URL", help="the ferry server")]
 TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="FERRY_TOKEN", help="bearer token (FERRY_TOKEN)", show_default=False)
+    str | None,
+    typer.Option(
+        "--token", envvar="FERRY_TOKEN", metavar="TOKEN", help="bearer token (FERRY_TOKEN)", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the server's JSON instead of a table")]
 
@@ -75,12 +80,16 @@ class FerryClient:
     """A thin wrapper of :class:`httpx.Client` that turns error answers into :class:`ServerError`."""
 
     def __init__(self, url: str, token: str | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        import httpx  # noqa: PLC0415 - only when a command talks to a server, not for --help
+
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT, transport=transport)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """The decoded JSON body (None for an empty one); raises on any error answer."""
+        import httpx  # noqa: PLC0415
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

@@ -10,10 +10,14 @@ from app.cli import render
 from app.cli.client import DEFAULT_URL, JsonOption, TokenOption, UrlOption, connect
 
 config_cli = typer.Typer(
-    help="Runtime properties: the pool's size and shares, limits, bandwidth.", no_args_is_help=True
+    help="Runtime properties: the pool's size and shares, limits, bandwidth.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
-KeyArgument = Annotated[str, typer.Argument(help="a property key, e.g. global.scan.limit", show_default=False)]
+KeyArgument = Annotated[
+    str, typer.Argument(metavar="KEY", help="a property key, e.g. global.scan.limit", show_default=False)
+]
 PATH = "/configuration/property"
 
 
@@ -47,7 +51,9 @@ def get(key: KeyArgument, as_json: JsonOption = False, url: UrlOption = DEFAULT_
 @config_cli.command("set")
 def set_property(
     key: KeyArgument,
-    value: Annotated[str, typer.Argument(help="the new value, e.g. 50 or 7%,36%,49%", show_default=False)],
+    value: Annotated[
+        str, typer.Argument(metavar="VALUE", help="the new value, e.g. 50 or 7%,36%,49%", show_default=False)
+    ],
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,

@@ -3,6 +3,10 @@
 ``serve`` and ``db`` act on this machine; ``migrations``, ``config`` and ``stats`` are HTTP
 clients of a server (``--url``, ``FERRY_URL``; ``FERRY_TOKEN``): see :mod:`app.cli.client`
 for their exit codes.
+
+Only typer is imported here: the server side (FastAPI, SQLAlchemy, Alembic, settings) is imported
+by the commands that use it, so ``ferry --help`` and the client commands start in a fraction of
+the time (``tests/cli/test_scripts.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -11,17 +15,16 @@ from typing import Annotated
 
 import typer
 
-from app.api.security import InsecureBind, check_bind
+from app.cli import helptext
 from app.cli.config import config_cli
 from app.cli.migrations import migrations_cli
-from app.cli.serving import run_server
 from app.cli.stats import stats
-from app.db import schema
-from app.observability.logging import configure
-from app.settings import Settings, get_settings
 
-cli = typer.Typer(help="ferry: data migrations of directory trees and NBD disks.", no_args_is_help=True)
-db_cli = typer.Typer(help="The database schema (Alembic).", no_args_is_help=True)
+helptext.install()
+cli = typer.Typer(
+    help="ferry: data migrations of directory trees and NBD disks.", no_args_is_help=True, rich_markup_mode=None
+)
+db_cli = typer.Typer(help="The database schema (Alembic).", no_args_is_help=True, rich_markup_mode=None)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(migrations_cli, name="migrations")
 cli.add_typer(config_cli, name="config")
@@ -30,10 +33,16 @@ cli.command()(stats)
 
 @cli.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to listen on (FERRY_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="port (FERRY_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="address to listen on (FERRY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="port (FERRY_PORT)")] = None,
 ) -> None:
     """Upgrade the schema, then serve the API and run migrations until SIGTERM."""
+    from app.api.security import InsecureBind, check_bind  # noqa: PLC0415 - server side, see the module
+    from app.cli.serving import run_server  # noqa: PLC0415
+    from app.db import schema  # noqa: PLC0415
+    from app.observability.logging import configure  # noqa: PLC0415
+    from app.settings import Settings, get_settings  # noqa: PLC0415
+
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
     configure(settings.log_level, settings.log_format)
@@ -81,6 +90,9 @@ def _sqlite_holder(url: str) -> str:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest revision."""
+    from app.db import schema  # noqa: PLC0415
+    from app.settings import get_settings  # noqa: PLC0415
+
     settings = get_settings()
     schema.upgrade(settings.effective_database_url)
     typer.echo(f"database at {schema.head_revision()}")
@@ -89,7 +101,9 @@ def db_upgrade() -> None:
 @db_cli.command("current")
 def db_current() -> None:
     """Print the schema revision of the database, and the newest one."""
+    from app.db import schema  # noqa: PLC0415
     from app.db.session import Database  # noqa: PLC0415
+    from app.settings import get_settings  # noqa: PLC0415
 
     database = Database(get_settings().effective_database_url)
     typer.echo(f"current: {schema.current_revision(database.engine)}  head: {schema.head_revision()}")

@@ -9,13 +9,14 @@ import typer
 
 from app.cli import render
 from app.cli.client import DEFAULT_URL, USAGE, JsonOption, TokenOption, UrlOption, connect, fail
+from app.cli.reports import failures, verification
 from app.cli.watch import watch
 
 SCAN_PERCENTAGE = "migration.parallel.scan.percentage"
 
-migrations_cli = typer.Typer(help="Define, read and act on migrations.", no_args_is_help=True)
+migrations_cli = typer.Typer(help="Define, read and act on migrations.", no_args_is_help=True, rich_markup_mode=None)
 
-IdArgument = Annotated[str, typer.Argument(help="the migration's id", show_default=False)]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="the migration's id", show_default=False)]
 
 
 def _row(migration: dict[str, Any]) -> list[Any]:
@@ -35,7 +36,9 @@ def _row(migration: dict[str, Any]) -> list[Any]:
 
 @migrations_cli.command("list")
 def list_migrations(
-    state: Annotated[str | None, typer.Option(help="only migrations in this state, e.g. RUNNING")] = None,
+    state: Annotated[
+        str | None, typer.Option(metavar="STATE", help="only migrations in this state, e.g. RUNNING")
+    ] = None,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
@@ -105,21 +108,36 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 @migrations_cli.command()
 def create(
-    kind: Annotated[str, typer.Option(help="files or disk", show_default=False)],
-    source: Annotated[str, typer.Option(help="a directory, or an NBD URI for disk", show_default=False)],
-    target: Annotated[str, typer.Option(help="a directory, an NBD URI or an image file", show_default=False)],
-    migration_id: Annotated[str | None, typer.Option("--id", help="the id (generated when absent)")] = None,
-    priority: Annotated[str, typer.Option(help="LOW, NORMAL or HIGH")] = "NORMAL",
-    percentage: Annotated[str | None, typer.Option(help="its own share of the pool, e.g. 13%")] = None,
+    kind: Annotated[str, typer.Option(metavar="files|disk", help="what to copy", show_default=False)],
+    source: Annotated[
+        str, typer.Option(metavar="PATH|URI", help="an absolute directory, or an NBD URI for disk", show_default=False)
+    ],
+    target: Annotated[
+        str,
+        typer.Option(metavar="PATH|URI", help="an absolute directory, an NBD URI or an image file", show_default=False),
+    ],
+    migration_id: Annotated[
+        str | None, typer.Option("--id", metavar="ID", help="the id (generated when absent)")
+    ] = None,
+    priority: Annotated[str, typer.Option(metavar="LOW|NORMAL|HIGH", help="its priority")] = "NORMAL",
+    percentage: Annotated[
+        str | None, typer.Option(metavar="PERCENT", help="its own share of the pool, e.g. 13%")
+    ] = None,
     option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="a kind option NAME=VALUE (repeat); VALUE may be JSON")
+        list[str] | None,
+        typer.Option("--option", "-o", metavar="NAME=VALUE", help="a kind option (repeat); VALUE may be JSON"),
     ] = None,
     start: Annotated[bool, typer.Option("--start/--no-start", help="start it at once")] = True,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Create a migration (and start it, unless --no-start)."""
+    """Create a migration (and start it, unless --no-start).
+
+    Paths are the server's: give them absolute (a relative one is refused, not resolved here).
+    """
+    _absolute("--source", source)
+    _absolute("--target", target)
     body: dict[str, Any] = {
         "kind": kind,
         "source": source,
@@ -137,11 +155,24 @@ def create(
     _report(migration, "created", as_json)
 
 
+def _absolute(option: str, value: str) -> None:
+    """A relative path would name a place in this shell's directory, which the server never sees."""
+    if value.startswith("/") or "://" in value:
+        return
+    raise fail(
+        f"{option} {value!r}: give an absolute path or an NBD URI; the server does not know this "
+        "directory, so a relative path is not resolved against it",
+        USAGE,
+    )
+
+
 @migrations_cli.command("set")
 def set_fields(
     migration_id: IdArgument,
-    priority: Annotated[str | None, typer.Option(help="LOW, NORMAL or HIGH")] = None,
-    percentage: Annotated[str | None, typer.Option(help="its own share of the pool, e.g. 13%; '' removes it")] = None,
+    priority: Annotated[str | None, typer.Option(metavar="LOW|NORMAL|HIGH", help="its new priority")] = None,
+    percentage: Annotated[
+        str | None, typer.Option(metavar="PERCENT", help="its own share of the pool, e.g. 13%; '' removes it")
+    ] = None,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
@@ -191,7 +222,9 @@ def start(
 
 @migrations_cli.command()
 def stop(
-    migration_id: Annotated[str | None, typer.Argument(help="the migration's id", show_default=False)] = None,
+    migration_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="the migration's id", show_default=False)
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="stop every SCHEDULED and RUNNING migration")] = False,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
@@ -245,3 +278,5 @@ def delete(migration_id: IdArgument, url: UrlOption = DEFAULT_URL, token: TokenO
 
 
 migrations_cli.command()(watch)
+migrations_cli.command()(failures)
+migrations_cli.command()(verification)

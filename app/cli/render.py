@@ -23,9 +23,20 @@ STATE_STYLES = {
 }
 
 
+#: Columns a table may take when stdout is not a terminal: in a pipe or a file nothing is cut, so
+#: ``ferry migrations list | grep -c COMPLETED`` counts every row.
+UNBOUNDED = 100_000
+
+
 def console() -> Console:
-    """A console on stdout, looked up when printing so tests that swap stdout see the output."""
-    return Console(highlight=False, soft_wrap=False)
+    """A console on stdout, looked up when printing so tests that swap stdout see the output.
+
+    On a terminal tables fit its width; anywhere else they are as wide as their content.
+    """
+    out = Console(highlight=False, soft_wrap=False)
+    if out.is_terminal:
+        return out
+    return Console(highlight=False, soft_wrap=False, width=UNBOUNDED)
 
 
 def print_json(body: Any) -> None:

@@ -69,8 +69,10 @@ def _follow(client: FerryClient, ids: list[str], interval: float) -> dict[str, d
 
 
 def watch(
-    migration_ids: Annotated[list[str], typer.Argument(help="the migrations to follow", show_default=False)],
-    interval: Annotated[float, typer.Option(min=0.1, help="seconds between polls")] = 1.0,
+    migration_ids: Annotated[
+        list[str], typer.Argument(metavar="ID...", help="the migrations to follow", show_default=False)
+    ],
+    interval: Annotated[float, typer.Option(min=0.1, metavar="SECONDS", help="seconds between polls")] = 1.0,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:

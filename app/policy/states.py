@@ -72,7 +72,14 @@ class TransitionRefused(Exception):
     def __init__(self, state: State, action: Action) -> None:
         self.state, self.action = state, action
         allowed = sorted(s.value for s in allowed_from(action))
-        super().__init__(f"cannot {action.value} a migration in state {state.value}; allowed in: {allowed}")
+        super().__init__(f"cannot {action.value} a migration in state {state.value}; allowed in: {in_words(allowed)}")
+
+
+def in_words(names: list[str]) -> str:
+    """``["A", "B", "C"]`` -> ``"A, B or C"``: how a person lists the choices."""
+    if len(names) <= 1:
+        return "".join(names) or "no state"
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def next_state(state: State, action: Action) -> State:

@@ -75,6 +75,11 @@ class PropertyService:
 
 
 def _known(key: str) -> None:
+    if key == registry.SCAN_PERCENTAGE:
+        raise NotFound(
+            f"key: {key} is set per migration, not here: "
+            f'PATCH /migrations/{{id}}?{key}=13%25 (or a JSON body {{"properties": {{"{key}": "13%"}}}})'
+        )
     if key not in registry.REGISTRY:
         known = ", ".join(registry.REGISTRY)
         raise NotFound(f"key: unknown property {key!r}; known properties: {known}")

@@ -12,13 +12,31 @@ from app.db.schema import head_revision, is_at_head
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", operation_id="health")
+@router.get("/healthz", operation_id="health", summary="Is the process up")
 def healthz() -> Health:
+    """Liveness: answers while the process serves; open, no token needed.
+
+    ```sh
+    curl http://127.0.0.1:18080/healthz
+    ```
+    """
     return Health(status="ok")
 
 
-@router.get("/readyz", operation_id="ready", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/readyz",
+    operation_id="ready",
+    response_model=Health,
+    summary="Is the database usable",
+    responses={503: {"model": Health, "description": "the database is unreachable or its schema is not at head"}},
+)
 def readyz(services: ServicesDep) -> Health | JSONResponse:
+    """Readiness: the database answers and its schema is at head; open, no token needed.
+
+    ```sh
+    curl http://127.0.0.1:18080/readyz
+    ```
+    """
     try:
         at_head = is_at_head(services.db.engine)
     except Exception as exc:

@@ -12,24 +12,61 @@ from app.api.schemas import MigrationSummary, Node, ScannerPoolStats, Throughput
 router = APIRouter(tags=["stats"])
 
 
-@router.get("/stats/scannerPoolStats", operation_id="scannerPoolStats", response_model=ScannerPoolStats)
+@router.get(
+    "/stats/scannerPoolStats",
+    operation_id="scannerPoolStats",
+    response_model=ScannerPoolStats,
+    summary="The global scan pool",
+)
 async def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
     """The cluster's pool and each running migration's share, from the snapshot each node keeps
-    ready (answered on the event loop: it touches neither the database nor the pool)."""
+    ready (answered on the event loop: it touches neither the database nor the pool).
+
+    ```sh
+    curl http://127.0.0.1:18080/stats/scannerPoolStats
+    ```
+    """
     return services.stats.scanner_pool()
 
 
-@router.get("/stats/migrationSummary", operation_id="migrationSummary", response_model=MigrationSummary)
+@router.get(
+    "/stats/migrationSummary",
+    operation_id="migrationSummary",
+    response_model=MigrationSummary,
+    summary="Migrations by state",
+)
 def migration_summary(services: ServicesDep) -> dict[str, Any]:
+    """Migrations grouped by state, with their bytes, percentage and ETA.
+
+    ```sh
+    curl http://127.0.0.1:18080/stats/migrationSummary
+    ```
+    """
     return services.stats.migration_summary()
 
 
-@router.get("/stats/throughputSummary", operation_id="throughputSummary", response_model=ThroughputSummary)
+@router.get(
+    "/stats/throughputSummary",
+    operation_id="throughputSummary",
+    response_model=ThroughputSummary,
+    summary="Recent throughput",
+)
 async def throughput_summary(services: ServicesDep) -> dict[str, Any]:
+    """Bytes and files copied over the last 10, 60 and 300 seconds, by the whole cluster.
+
+    ```sh
+    curl http://127.0.0.1:18080/stats/throughputSummary
+    ```
+    """
     return services.stats.throughput()
 
 
-@router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"])
+@router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"], summary="The live nodes")
 async def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
-    """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations."""
+    """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations.
+
+    ```sh
+    curl http://127.0.0.1:18080/nodes
+    ```
+    """
     return services.stats.nodes()
