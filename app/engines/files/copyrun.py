@@ -342,7 +342,7 @@ class CopyRun:
             pending = len(self._frontier) + sum(1 for r in self._regions.values() if not r.listed)
             c = self._counters
             total = c.bytes_scanned if pending == 0 else None
-            return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total)
+            return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total, c.bytes_copied)
 
     def _state(self) -> dict[str, Any]:
         counters = self._counters.to_json()
