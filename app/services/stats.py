@@ -85,7 +85,8 @@ class StatsService:
         with self._db.session() as session:
             rows = session.execute(select(CopyJobRow.id, CopyJobRow.state, CopyJobRow.progress)).all()
         states: dict[str, dict[str, Any]] = {
-            state.value: {"count": 0, "bytesTotal": 0, "bytesCopied": 0, "migrations": [], "eta": []} for state in State
+            state.value: {"count": 0, "bytesTotal": 0, "bytesCopied": 0, "bytesDone": 0, "migrations": [], "eta": []}
+            for state in State
         }
         for job_id, state, stored in rows:
             progress = self._coordinator.live_progress(job_id) or stored or {}
@@ -93,6 +94,7 @@ class StatsService:
             entry["count"] += 1
             entry["bytesTotal"] += int(progress.get("bytesTotal") or 0)
             entry["bytesCopied"] += int(progress.get("bytesCopied") or 0)
+            entry["bytesDone"] += done_bytes(state, progress)
             entry["migrations"].append(job_id)
             entry["eta"].append(progress.get("etaSeconds"))
         return {
@@ -117,15 +119,29 @@ class StatsService:
         return {"windows": windows, "sampledAt": datetime.now(UTC)}
 
 
+def done_bytes(state: str, progress: dict[str, Any]) -> int:
+    """Bytes of a migration's work done: copied, zeroed, skipped or found equal, not only copied.
+
+    A COMPLETED migration has done all of it; otherwise its percentage (of done work) says.
+    """
+    total = int(progress.get("bytesTotal") or 0)
+    if state == State.COMPLETED.value:
+        return total
+    percent = progress.get("percentComplete")
+    if isinstance(percent, int | float):
+        return round(total * min(100.0, float(percent)) / 100.0)
+    return int(progress.get("bytesCopied") or 0)
+
+
 def _summarise(entry: dict[str, Any]) -> dict[str, Any]:
-    total, copied = entry["bytesTotal"], entry["bytesCopied"]
+    total, copied, done = entry["bytesTotal"], entry["bytesCopied"], entry["bytesDone"]
     etas = entry["eta"]
     known = [eta for eta in etas if isinstance(eta, int | float)]
     return {
         "count": entry["count"],
         "bytesTotal": total,
         "bytesCopied": copied,
-        "percentComplete": round(100.0 * copied / total, 2) if total else None,
+        "percentComplete": round(100.0 * done / total, 2) if total else None,
         # The group is done when its slowest member is; unknown if any member's ETA is unknown.
         "etaSeconds": int(max(known)) if known and len(known) == len(etas) else None,
         "migrations": entry["migrations"],
