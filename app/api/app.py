@@ -46,9 +46,11 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.coordinator.start()
+        services.stats.history.start()
         try:
             yield
         finally:
+            services.stats.history.stop()
             services.coordinator.shutdown(settings.drain_timeout)
             services.db.dispose()
 

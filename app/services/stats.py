@@ -18,6 +18,7 @@ from app.policy.allocation import Priority
 from app.policy.percent import format_percent
 from app.policy.states import State
 from app.pool.coordinator import Coordinator
+from app.services.history import MIGRATIONS_KEPT, History, Sample
 
 WINDOWS = (10, 60, 300)  #: seconds covered by /stats/throughputSummary
 
@@ -26,6 +27,8 @@ class StatsService:
     def __init__(self, db: Database, coordinator: Coordinator) -> None:
         self._db = db
         self._coordinator = coordinator
+        #: Started and stopped with the server (the app's lifespan).
+        self.history = History(self._history_sample)
 
     def scanner_pool(self) -> dict[str, Any]:
         coordinator = self._coordinator
@@ -102,6 +105,34 @@ class StatsService:
             "sampledAt": datetime.now(UTC),
         }
 
+    def history_view(self, since: datetime | None = None) -> dict[str, Any]:
+        """``/stats/history``: the samples of the last hour (or those after ``since``), oldest first."""
+        history = self.history
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # a time without a zone is UTC, as every time here
+        # The wire's times are whole microseconds: half of one past ``since`` skips the sample it names.
+        samples = history.samples(since.timestamp() + 5e-7 if since is not None else None)
+        return {
+            "intervalSeconds": history.every,
+            "horizonSeconds": round(history.every * history.capacity),
+            "samples": [_sample_fields(sample) for sample in samples],
+            "sampledAt": datetime.now(UTC),
+        }
+
+    def _history_sample(self, at: float) -> Sample:
+        pool = self.scanner_pool()
+        speeds = sorted(((m["migrationId"], m["bytesPerSecond"]) for m in pool["migrations"]), key=lambda m: -m[1])
+        return Sample(
+            at=at,
+            bytes_per_second=sum(speed for _, speed in speeds),
+            pool_size=pool["poolSize"],
+            allocated=pool["allocated"],
+            active=pool["active"],
+            running_migrations=pool["runningMigrations"],
+            waiting_migrations=pool["waitingMigrations"],
+            migrations=tuple(speeds[:MIGRATIONS_KEPT]),
+        )
+
     def throughput(self) -> dict[str, Any]:
         windows = []
         for seconds in WINDOWS:
@@ -117,6 +148,19 @@ class StatsService:
                 }
             )
         return {"windows": windows, "sampledAt": datetime.now(UTC)}
+
+
+def _sample_fields(sample: Sample) -> dict[str, Any]:
+    return {
+        "time": datetime.fromtimestamp(sample.at, UTC),
+        "bytesPerSecond": sample.bytes_per_second,
+        "poolSize": sample.pool_size,
+        "allocated": sample.allocated,
+        "active": sample.active,
+        "runningMigrations": sample.running_migrations,
+        "waitingMigrations": sample.waiting_migrations,
+        "migrations": dict(sample.migrations),
+    }
 
 
 def done_bytes(state: str, progress: dict[str, Any]) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.api.deps import ServicesDep
-from app.api.schemas import MigrationSummary, ScannerPoolStats, ThroughputSummary
+from app.api.schemas import History, MigrationSummary, ScannerPoolStats, ThroughputSummary
 
 router = APIRouter(tags=["stats"])
 
@@ -25,3 +26,15 @@ def migration_summary(services: ServicesDep) -> dict[str, Any]:
 @router.get("/stats/throughputSummary", operation_id="throughputSummary", response_model=ThroughputSummary)
 def throughput_summary(services: ServicesDep) -> dict[str, Any]:
     return services.stats.throughput()
+
+
+@router.get("/stats/history", operation_id="statsHistory", response_model=History)
+def history(
+    services: ServicesDep,
+    since: Annotated[
+        datetime | None, Query(description="only samples taken after this time (ISO 8601), for a poll")
+    ] = None,
+) -> dict[str, Any]:
+    """Throughput and pool use of this node over the last hour, a sample every few seconds,
+    kept in memory: what a dashboard draws when it (re)loads."""
+    return services.stats.history_view(since)
