@@ -381,15 +381,21 @@
   // -- polling and acting -------------------------------------------------------------------
 
   let timer = null;
+  let latest = null; // the last poll's answers, drawn again when the window is resized
+
+  function render(now) {
+    renderPool(latest.stats, now);
+    renderNodes(latest.stats);
+    renderMigrations(latest.stats, latest.migrations, now);
+  }
 
   async function poll() {
     window.clearTimeout(timer);
     try {
       const [stats, migrations] = await Promise.all([call("GET", "/stats/scannerPoolStats"), call("GET", "/migrations"), loadHistory()]);
       const now = Date.now();
-      renderPool(stats, now);
-      renderNodes(stats);
-      renderMigrations(stats, migrations, now);
+      latest = { stats, migrations };
+      render(now);
       if (notice && notice.until > now) {
         setStatus(notice.text, notice.isError);
       } else {
@@ -440,7 +446,7 @@
     $("token").placeholder = "bearer token";
     poll();
   });
-  window.addEventListener("resize", () => poll());
+  window.addEventListener("resize", () => latest && render(Date.now()));
   if (token()) $("token").placeholder = "token kept for this tab";
   poll();
 })();
