@@ -245,7 +245,10 @@ return {page: doc.scrollWidth <= window.innerWidth, inner: window.innerWidth, ov
 
 def test_fits_1000_px_with_nodes_and_warnings(server: LiveServer, browser: webdriver.Chrome, tmp_path: Path) -> None:
     """At 1000 px, with seven migrations of long names, two nodes and warnings, nothing scrolls
-    sideways; the node view lists the nodes (a stale heartbeat marked) and each warning shows."""
+    sideways; the node view lists the nodes (a stale heartbeat marked) and each warning shows,
+    among them the two migrations a pool of 4 threads (1 each) leaves waiting for threads."""
+    limit = server.client.put("/configuration/property", params={"key": "global.scan.limit", "value": "4"})
+    assert limit.status_code == 200, limit.text
     script = STUB.replace("NODES", json.dumps(NODES)).replace("EXTRA", json.dumps(EXTRA))
     browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
     browser.set_window_size(1000, 1700)
@@ -273,6 +276,10 @@ def test_fits_1000_px_with_nodes_and_warnings(server: LiveServer, browser: webdr
     assert waiting["warnings"] == ["waiting for a server", "102 retries"]
     error = browser.find_element(By.CSS_SELECTOR, 'tr[data-error-of="vm-waiting"]').text
     assert error == EXTRA["vm-waiting"]["top"]["error"]
+    for name in ("db-replica", "scratch"):  # started last: the first four hold the 4 threads
+        starved = row_of(browser, name)
+        assert starved
+        assert starved["warnings"] == ["waiting for threads"]
     failing = row_of(browser, "projects-archive-2026")
     assert failing
     assert failing["warnings"] == ["3 files failed"]

@@ -270,7 +270,7 @@
     if (migration.state === "RUNNING" && migration.error) found.push(["waiting", "waiting for a server"]);
     if (p.retries) found.push(["retries", `${count(p.retries)} retries`]);
     if (p.filesFailed) found.push(["failed", `${count(p.filesFailed)} files failed`]);
-    if (migration.state === "RUNNING" && live && live.granted === 0) found.push(["threads", "no threads free"]);
+    if (migration.state === "RUNNING" && live && live.granted === 0) found.push(["threads", "waiting for threads"]);
     return found;
   }
 
