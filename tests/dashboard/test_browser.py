@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import need_real
 from tests.dashboard.conftest import OPERATOR, VIEWER
+from tests.disk.conftest import Servers
 from tests.servers import LiveServer
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -288,3 +289,28 @@ def test_fits_1000_px_with_nodes_and_warnings(server: LiveServer, browser: webdr
     print(f"dashboard screenshot: {screenshot}")
     assert severe_errors(browser) == []
     server.client.post("/migrations/stop")
+
+
+@pytest.mark.nbd
+def test_a_disk_whose_source_fails_reads_shows_its_retries(
+    disk_server: LiveServer, servers: Servers, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    """A real disk copy from an nbdkit source that fails one read in ten retries its chunks; its
+    row warns of the retries, with the count the server reports, while it is still RUNNING."""
+    limit = disk_server.client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "4MB"})
+    assert limit.status_code == 200
+    source = servers.nbdkit(
+        "sparse-random", "size=64M", "percent=50", "seed=1", "error=EIO", "error-pread-rate=10%", filters=("error",)
+    )
+    options = {"maxRetries": 100, "retryDelay": 0.1, "chunkSize": "1MiB"}
+    body = {"migrationId": "flaky", "kind": "disk", "source": source, "target": str(tmp_path / "data" / "flaky.raw"),
+            "options": options}  # fmt: skip
+    assert disk_server.client.post("/migrations", json=body).status_code == 201
+    browser.get(f"{disk_server.url}/dashboard?interval=300")
+    use_token(browser, VIEWER)
+    row = wait(browser, 30).until(lambda b: (r := row_of(b, "flaky")) and r["warnings"] and r)
+    assert row["state"] == "RUNNING"
+    assert row["warnings"][0].endswith(" retries")
+    retries = int(row["warnings"][0].split()[0].replace(",", ""))
+    assert 0 < retries <= disk_server.client.get("/migrations/flaky").json()["progress"]["retries"]
+    disk_server.client.post("/migrations/flaky/stop")
