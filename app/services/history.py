@@ -1,8 +1,8 @@
 """The last hour of throughput and pool use, in fixed memory, for dashboards that reload.
 
 One sampler thread (``ferry-history``) takes a :class:`Sample` every :data:`SAMPLE_EVERY` seconds
-from a function it is given (the stats service's view of the pool) into a ring of the newest
-:data:`KEPT` samples. Nothing goes to the database: the history describes this node's last hour
+from a function it is given (the stats service's view of the pool) into a ring that holds the
+last :data:`HORIZON` seconds. Nothing goes to the database: each node keeps its own last hour,
 and a restart begins a new one. Reading copies the ring under a lock held for microseconds.
 """
 

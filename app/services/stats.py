@@ -97,7 +97,7 @@ class StatsService:
             entry["count"] += 1
             entry["bytesTotal"] += int(progress.get("bytesTotal") or 0)
             entry["bytesCopied"] += int(progress.get("bytesCopied") or 0)
-            entry["bytesDone"] += done_bytes(state, progress)
+            entry["bytesDone"] += _done_bytes(state, progress)
             entry["migrations"].append(job_id)
             entry["eta"].append(progress.get("etaSeconds"))
         return {
@@ -120,6 +120,7 @@ class StatsService:
         }
 
     def _history_sample(self, at: float) -> Sample:
+        """One sample of what scannerPoolStats shows (the whole service once that does)."""
         pool = self.scanner_pool()
         speeds = sorted(((m["migrationId"], m["bytesPerSecond"]) for m in pool["migrations"]), key=lambda m: -m[1])
         return Sample(
@@ -163,7 +164,7 @@ def _sample_fields(sample: Sample) -> dict[str, Any]:
     }
 
 
-def done_bytes(state: str, progress: dict[str, Any]) -> int:
+def _done_bytes(state: str, progress: dict[str, Any]) -> int:
     """Bytes of a migration's work done: copied, zeroed, skipped or found equal, not only copied.
 
     A COMPLETED migration has done all of it; otherwise its percentage (of done work) says.

@@ -35,6 +35,6 @@ def history(
         datetime | None, Query(description="only samples taken after this time (ISO 8601), for a poll")
     ] = None,
 ) -> dict[str, Any]:
-    """Throughput and pool use of this node over the last hour, a sample every few seconds,
-    kept in memory: what a dashboard draws when it (re)loads."""
+    """Throughput and pool use over the last hour as scannerPoolStats gave them, a sample every
+    few seconds kept in this node's memory: what a dashboard draws when it (re)loads."""
     return services.stats.history_view(since)
