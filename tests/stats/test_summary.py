@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.services.stats import _done_bytes
 from tests.disk.conftest import Servers
 from tests.files.conftest import write
 from tests.servers import LiveServer
@@ -48,3 +49,14 @@ def test_completed_disk_and_incremental_files_pass_read_100_percent(
     assert group["bytesTotal"] == 3 * MiB + len(b"changed") + 64 * MiB
     assert group["bytesCopied"] < group["bytesTotal"] // 2
     assert group["percentComplete"] == 100.0
+
+
+def test_a_group_under_way_sums_each_migrations_work_done() -> None:
+    """A RUNNING disk 90% done with 10% copied and a STOPPED one at 60% with 5% copied: their
+    group is at 75%, from the migrations' own percentages of done work, not 7.5% copied."""
+    disk = {"bytesTotal": 1000, "bytesCopied": 100, "percentComplete": 90.0}
+    other = {"bytesTotal": 1000, "bytesCopied": 50, "percentComplete": 60.0}
+    done = _done_bytes("RUNNING", disk) + _done_bytes("STOPPED", other)
+    assert done == 1500
+    assert _done_bytes("COMPLETED", {"bytesTotal": 1000, "bytesCopied": 1}) == 1000
+    assert _done_bytes("RUNNING", {"bytesTotal": 1000, "bytesCopied": 7, "percentComplete": None}) == 7
