@@ -7,6 +7,8 @@ database behind ``/configuration/property`` (see :mod:`app.policy.properties`).
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +18,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROLES = ("admin", "operator", "viewer")
+
+
+def generated_node_id() -> str:
+    """Host name, process id and a random part: unique per process, readable in a listing."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class Settings(BaseSettings):
@@ -29,8 +36,10 @@ class Settings(BaseSettings):
     allowed_roots: Annotated[tuple[Path, ...], NoDecode] = ()
     #: ``role:token`` pairs, comma-separated.
     tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    #: A stable name for this process; recorded as the owner of the migrations it runs.
-    instance_id: str = Field(default_factory=socket.gethostname)
+    #: This node's name in the cluster (SPEC section 8); unique per process unless set.
+    node_id: str = Field(default_factory=generated_node_id, min_length=1, max_length=255)
+    #: Seconds without a heartbeat after which a node is dead and its migrations go elsewhere.
+    node_lease: float = Field(default=15.0, ge=3.0, le=3600.0)
     #: Seconds SIGTERM waits for units in flight before it gives up on them.
     drain_timeout: float = 30.0
     log_format: str = "auto"  # auto | json | console

@@ -14,7 +14,9 @@ from app.api.deps import Services
 from app.api.middleware import RequestContext
 from app.api.routes import configuration, dashboard, health, migrations, stats
 from app.api.security import authorize
+from app.db.nodes import holder_text
 from app.db.session import Database
+from app.db.sole import SoleNodeLock, sqlite_path
 from app.engines.base import Engine
 from app.engines.registry import default_engines
 from app.observability.metrics import Metrics
@@ -27,7 +29,9 @@ from app.settings import Settings
 
 def build_services(settings: Settings, engines: Mapping[str, Engine]) -> Services:
     db = Database(settings.effective_database_url)
-    coordinator = Coordinator(db, engines, settings.instance_id, settings.effective_allowed_roots)
+    coordinator = Coordinator(
+        db, engines, settings.node_id, settings.effective_allowed_roots, node_lease=settings.node_lease
+    )
     return Services(
         settings=settings,
         db=db,
@@ -45,14 +49,22 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services.coordinator.start()
-        services.stats.history.start()
+        sqlite = sqlite_path(settings.effective_database_url)
+        lock = SoleNodeLock(sqlite) if sqlite is not None else None
+        if lock is not None:
+            lock.acquire(lambda: holder_text(services.db))
         try:
-            yield
+            services.coordinator.start(sole_node=lock is not None)
+            services.stats.history.start()
+            try:
+                yield
+            finally:
+                services.stats.history.stop()
+                services.coordinator.shutdown(settings.drain_timeout)
+                services.db.dispose()
         finally:
-            services.stats.history.stop()
-            services.coordinator.shutdown(settings.drain_timeout)
-            services.db.dispose()
+            if lock is not None:
+                lock.release()
 
     app = FastAPI(
         title="ferry",

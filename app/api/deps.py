@@ -25,7 +25,7 @@ class Services:
     stats: StatsService
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

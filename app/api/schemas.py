@@ -73,6 +73,10 @@ class Migration(Wire):
     start_time: datetime | None
     complete_time: datetime | None
     pool: PoolShare
+    #: The node running it, verifying it or still stopping it; null when none holds it.
+    node: str | None = None
+    #: The status of its latest verification (``RUNNING``, ``COMPLETED``, ``FAILED``), if any.
+    verification: str | None = None
     #: The latest entries that could not be copied (counted in filesFailed); retried next pass.
     failures: list[Failure] = Field(default_factory=list)
 
@@ -116,6 +120,20 @@ class MigrationStats(Wire):
     units_completed: int
     bytes_copied: int
     bytes_per_second: int
+    #: The node running it (SPEC section 8).
+    node: str | None = None
+
+
+class Node(Wire):
+    """One live node of the cluster (SPEC section 8)."""
+
+    node_id: str
+    host: str
+    heartbeat_age_seconds: float
+    granted: int
+    active: int
+    running_migrations: int
+    draining: bool = False
 
 
 class Totals(Wire):
@@ -141,6 +159,7 @@ class ScannerPoolStats(Wire):
     priority_allocations: dict[str, str]
     migrations: list[MigrationStats]
     totals: Totals
+    nodes: list[Node] = Field(default_factory=list)
     sampled_at: datetime
 
 

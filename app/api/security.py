@@ -51,8 +51,9 @@ def role_of(tokens: dict[str, str], header: str | None) -> str | None:
     return None
 
 
-def authorize(request: Request) -> None:
-    """A dependency on every route but the health probes."""
+async def authorize(request: Request) -> None:
+    """A dependency on every route but the health probes (async: it never blocks, and so costs
+    no hop through the thread pool)."""
     tokens = request.app.state.services.settings.tokens
     if not tokens or request.url.path in OPEN_PATHS:
         return

@@ -42,11 +42,40 @@ def serve(
     except InsecureBind as exc:
         typer.echo(f"ferry: {exc}", err=True)
         raise typer.Exit(2) from None
+    from app.cli.serving import PortInUse, bind  # noqa: PLC0415 - only when serving
+    from app.db.sole import DatabaseInUse, SoleNodeLock, sqlite_path  # noqa: PLC0415
+
+    sqlite = sqlite_path(settings.effective_database_url)
+    if sqlite is not None:
+        sqlite.parent.mkdir(parents=True, exist_ok=True)
+        probe = SoleNodeLock(sqlite)
+        try:
+            probe.acquire(lambda: _sqlite_holder(settings.effective_database_url))
+        except DatabaseInUse as exc:
+            typer.echo(f"ferry: {exc}", err=True)
+            raise typer.Exit(2) from None
+        probe.release()
+    try:
+        bind(settings.host, settings.port).close()
+    except PortInUse as exc:
+        typer.echo(f"ferry: {exc}", err=True)
+        raise typer.Exit(2) from None
     schema.upgrade(settings.effective_database_url)
     from app.api.app import create_app  # noqa: PLC0415 - the app is built only when serving
     from app.engines.registry import serving_engines  # noqa: PLC0415
 
     run_server(create_app(settings, serving_engines()), settings.host, settings.port)
+
+
+def _sqlite_holder(url: str) -> str:
+    from app.db.nodes import holder_text  # noqa: PLC0415
+    from app.db.session import Database  # noqa: PLC0415
+
+    database = Database(url)
+    try:
+        return holder_text(database)
+    finally:
+        database.dispose()
 
 
 @db_cli.command("upgrade")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -22,5 +23,26 @@ def run_server(app: FastAPI, host: str, port: int) -> None:
     makes that a clean exit, since a drained shutdown is a success.
     """
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    # The port first: a node that cannot serve must not join the cluster and take work.
+    sock = bind(host, port)
     # One worker: the pool lives in this process.
-    uvicorn.run(app, host=host, port=port, workers=1, log_config=None, timeout_graceful_shutdown=5, server_header=False)
+    config = uvicorn.Config(app, workers=1, log_config=None, timeout_graceful_shutdown=5, server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class PortInUse(OSError):
+    """The address to serve on is taken (or not ours to bind)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -83,9 +84,51 @@ class CopyJobRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
-    #: The instance that runs it, and when that instance last said it is alive.
-    owner: Mapped[str | None] = mapped_column(String(255))
+    #: The node that holds the job's lease (runs its copy or its verification), or None.
+    owner: Mapped[str | None] = mapped_column(String(255), index=True)
+    #: When the owner last saved the job's progress.
     heartbeat_at: Mapped[datetime | None]
+    #: Incremented whenever the lease changes hands: every write of a run is conditional on it,
+    #: so a node that lost the lease (paused, partitioned) cannot write over its successor.
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``copy`` or ``verify`` while owned: what the owner runs.
+    run_purpose: Mapped[str | None] = mapped_column(String(8))
+    #: Threads granted by the cluster's grant leader (see :mod:`app.policy.cluster`).
+    granted: Mapped[int] = mapped_column(Integer, default=0)
+    #: The grant the owner acknowledged (it reads and acknowledges in one statement).
+    grant_applied: Mapped[int] = mapped_column(Integer, default=0)
+    #: Units the owner had in flight when it last acknowledged.
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    #: Units the owner finished and failed in this run, for the cluster's stats.
+    units_completed: Mapped[int] = mapped_column(Integer, default=0)
+    units_failed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NodeRow(Base):
+    """One ``ferry serve`` process of the cluster, alive while its heartbeat is fresh."""
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set by SIGTERM: the node takes no new work and hands its migrations over.
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What the node reports of itself each heartbeat: threads, runs, counters since start.
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LeaderRow(Base):
+    """The one row naming the node that computes grants, admits and places work."""
+
+    __tablename__ = "cluster_leader"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[str | None] = mapped_column(String(255))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None]
 
 
 class PropertyRow(Base):

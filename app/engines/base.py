@@ -20,7 +20,7 @@ Lifecycle of one run (the pool drives it; see :mod:`app.pool.run`)::
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -88,6 +88,10 @@ class JobSpec:
     options: Mapping[str, Any]
 
 
+#: One discrepancy a verification found: ``(type, path or range, detail)``.
+Finding = tuple[str, str, str | None]
+
+
 @dataclass
 class JobContext:
     spec: JobSpec
@@ -96,6 +100,7 @@ class JobContext:
     checkpoint: dict[str, Any] | None
     #: True for a pass started on a COMPLETED job (copy only what changed).
     incremental: bool
+    #: The engine's own rows (``work_items``); every transaction is fenced by the run's lease.
     db: Database
     bandwidth: BandwidthLimiter
     allowed_roots: tuple[Path, ...]
@@ -103,6 +108,8 @@ class JobContext:
     wake: Callable[[int], None] = lambda n: None
     #: Set when the run is asked to stop (user stop or shutdown): finish the current unit, start none.
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: Where a verification reports what differs (appended, numbered in order, to its report).
+    findings: Callable[[Sequence[Finding]], None] = lambda found: None
 
 
 class Unit(Protocol):

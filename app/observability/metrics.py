@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.db import jobs as job_queries
 from app.db.session import Database
 from app.engines.base import Unit
 from app.observability.copied import CopiedCounters
@@ -30,29 +29,43 @@ class PoolCollector(Collector):
         self._db = db
 
     def collect(self) -> Iterator[Metric]:
-        snapshot = self._coordinator.pool.snapshot()
-        yield GaugeMetricFamily("ferry_pool_size_threads", "global.scan.limit", value=snapshot.limit)
-        yield GaugeMetricFamily("ferry_pool_threads", "pool worker threads alive", value=snapshot.threads)
-        yield GaugeMetricFamily("ferry_pool_granted_threads", "threads granted in all", value=snapshot.allocated)
-        yield GaugeMetricFamily("ferry_pool_active_threads", "threads at work in all", value=snapshot.active)
-        granted = GaugeMetricFamily("ferry_migration_granted_threads", "threads granted", labels=["migration"])
-        active = GaugeMetricFamily("ferry_migration_active_threads", "threads at work", labels=["migration"])
-        for run in snapshot.runs:
-            granted.add_metric([run.job_id], run.granted)
-            active.add_metric([run.job_id], run.active)
+        """Cluster-wide gauges from the coordinator's view; per-node series carry ``node``."""
+        coordinator = self._coordinator
+        view = coordinator.view
+        local = coordinator.local_snapshot()
+        jobs = list(view.jobs.values())
+        yield GaugeMetricFamily("ferry_pool_size_threads", "global.scan.limit", value=local.limit)
+        threads = GaugeMetricFamily("ferry_pool_threads", "pool worker threads alive", labels=["node"])
+        threads.add_metric([coordinator.node_id], local.threads)
+        yield threads
+        yield GaugeMetricFamily(
+            "ferry_pool_granted_threads", "threads granted in the cluster", value=sum(job.granted for job in jobs)
+        )
+        yield GaugeMetricFamily(
+            "ferry_pool_active_threads", "threads at work in the cluster", value=sum(job.active for job in jobs)
+        )
+        labels = ["migration", "node"]
+        granted = GaugeMetricFamily("ferry_migration_granted_threads", "threads granted", labels=labels)
+        active = GaugeMetricFamily("ferry_migration_active_threads", "threads at work", labels=labels)
+        for job in jobs:
+            granted.add_metric([job.job_id, job.node], job.granted)
+            active.add_metric([job.job_id, job.node], job.active)
         yield granted
         yield active
-        with self._db.session() as session:
-            counts = job_queries.counts_by_state(session)
+        node_active = GaugeMetricFamily("ferry_node_active_threads", "threads at work per node", labels=["node"])
+        node_age = GaugeMetricFamily("ferry_node_heartbeat_age_seconds", "age of a node's heartbeat", labels=["node"])
+        for node in view.nodes:
+            node_active.add_metric([node.node_id], sum(job.active for job in jobs if job.node == node.node_id))
+            node_age.add_metric([node.node_id], node.heartbeat_age)
+        yield node_active
+        yield node_age
         by_state = GaugeMetricFamily("ferry_migrations", "migrations by state", labels=["state"])
         for state in State:
-            by_state.add_metric([state.value], counts.get(state.value, 0))
+            by_state.add_metric([state.value], view.counts.get(state.value, 0))
         yield by_state
-        totals = self._coordinator.totals.current(
-            (run.job_id, self._coordinator.live_progress(run.job_id) or {}) for run in snapshot.runs
-        )
-        yield CounterMetricFamily("ferry_retries", "retried requests and units", value=totals["retries"])
-        yield CounterMetricFamily("ferry_files_scanned", "files listed by scans", value=totals["filesScanned"])
+        totals = view.totals
+        yield CounterMetricFamily("ferry_retries", "retried requests and units", value=totals.get("retries", 0))
+        yield CounterMetricFamily("ferry_files_scanned", "files listed by scans", value=totals.get("filesScanned", 0))
 
 
 class Metrics:

@@ -1,9 +1,19 @@
-"""The coordinator: the one thread that turns database state into pool membership and back.
+"""The coordinator: one thread per node that keeps the node's pool in step with the cluster.
 
-Each tick it records the outcome of settled runs, admits SCHEDULED jobs while the running limit
-allows (HIGH first, then oldest), reloads properties (so a change made by any instance reaches
-this pool within a second), samples speeds and, every few seconds, saves progress, checkpoints
-and a heartbeat. Web threads never touch the pool's threads: they call the few methods here.
+Each tick (a quarter of a second) it
+
+1. records the outcome of runs that settled (through the job ledger, fenced by their lease);
+2. *syncs*: beats the node's heartbeat, reads the jobs this node holds and acknowledges their
+   grants in one transaction, then starts runs for jobs newly placed here, stops runs whose job
+   an operator stopped (on any node), and drops runs whose lease went elsewhere;
+3. if it is the leader (or becomes it), runs the leader's round: takes over dead nodes' jobs,
+   admits and places SCHEDULED jobs, publishes grants for the whole cluster;
+4. samples speeds, saves progress and checkpoints every few seconds, and refreshes the
+   :class:`~app.pool.view.ClusterView` that stats read.
+
+A node whose sync has not succeeded for half the node lease starts no more units (its pool's
+``may_start``), so it stops working well before any other node may take its jobs over. Web
+threads never touch the pool's threads: services call the few methods of :class:`Runner`.
 """
 
 from __future__ import annotations
@@ -11,7 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,66 +29,83 @@ from typing import Any
 import structlog
 
 from app.db import jobs as job_queries
-from app.db.models import CopyJobRow, VerificationRow, utcnow
+from app.db.ledger import COPY, VERIFY, JobLedger, Lease, Owned, RunReport, Sync, claim_of
+from app.db.models import CopyJobRow
+from app.db.nodes import NodeRegistry
+from app.db.properties import load_config
 from app.db.session import Database
-from app.engines.base import Engine, JobContext, JobSpec, Purpose, Unit
-from app.policy.allocation import Claim, Priority
+from app.engines.base import Engine, Finding, JobContext, JobRun, JobSpec, Purpose, RescansRegions, Unit
 from app.policy.properties import DEFAULT_CONFIG, RuntimeConfig
-from app.policy.states import Action, State, next_state
-from app.pool import ledger
+from app.policy.states import State
 from app.pool.bandwidth import BandwidthLimiter
-from app.pool.pool import ScanPool, UnitObserver
+from app.pool.pool import PoolSnapshot, RunStats, ScanPool, UnitObserver
 from app.pool.rates import RateWindow
 from app.pool.run import Outcome, RunHandle, StopReason
 from app.pool.totals import Totals
-from app.services.properties import load_config
+from app.pool.view import ClusterView, HeldJob
 
 log = structlog.get_logger(__name__)
 
 TICK = 0.25  #: seconds between coordinator ticks
-SAVE_EVERY = 2.0  #: seconds between progress/checkpoint/heartbeat saves
+SAVE_EVERY = 2.0  #: seconds between progress/checkpoint saves
 CONFIG_EVERY = 1.0  #: seconds between property reloads from the database
-STALE_AFTER = timedelta(seconds=60)  #: a heartbeat older than this frees a job for takeover
-
-
-def claim_of(row: CopyJobRow) -> Claim:
-    started = row.started_at or row.created_at
-    return Claim(row.id, Priority[row.priority], started.timestamp(), row.scan_percentage)
+RETRY_AFTER_ERROR = 1.0  #: seconds a failed tick waits before the next
 
 
 class Coordinator:
     def __init__(
-        self, db: Database, engines: Mapping[str, Engine], instance_id: str, allowed_roots: tuple[Path, ...]
+        self,
+        db: Database,
+        engines: Mapping[str, Engine],
+        node_id: str,
+        allowed_roots: tuple[Path, ...],
+        *,
+        node_lease: float = 15.0,
     ) -> None:
         self.db = db
         self.engines = engines
-        self.instance_id = instance_id
+        self.node_id = node_id
         self.allowed_roots = allowed_roots
+        self.node_lease = node_lease
+        self.ledger = JobLedger(db)
+        self.registry = NodeRegistry(db, node_id, node_lease)
         self.totals = Totals()
-        self.pool = ScanPool(on_unit=self._unit_observed)
+        self.pool = ScanPool(on_unit=self._unit_observed, may_start=self.holds_leases, cluster_grants=True)
         self.bandwidth = BandwidthLimiter()
         self.config: RuntimeConfig = DEFAULT_CONFIG
         self.throughput = {"bytes": RateWindow(), "files": RateWindow()}
+        self.view = ClusterView(node_id)
+        self.unit_observers: list[UnitObserver] = []
+        self._leases: dict[str, Lease] = {}
         self._settled: queue.SimpleQueue[RunHandle] = queue.SimpleQueue()
-        self._purposes: dict[str, tuple[Purpose, int]] = {}  # job id -> (purpose, run number)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_save = self._last_config = 0.0
+        #: Monotonic time at which the last successful sync began: the node's leases are its own
+        #: until half a node lease after it.
+        self._renewed = 0.0
+        self._leader_epoch: int | None = None
+        self._draining = False
         self.drain_deadline: float | None = None
-        self.unit_observers: list[UnitObserver] = []
 
     # -- life ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, sole_node: bool = False) -> None:
+        """Register the node and start the loop. ``sole_node``: no other node can exist (SQLite)."""
+        self.registry.claim_identity()
+        self.registry.register()
+        if sole_node:
+            self.registry.forget_others()
         self.apply_config(load_config(self.db))
-        self._recover()
+        log.info("node registered", action="node_start", node=self.node_id, lease=self.node_lease)
         self._thread = threading.Thread(target=self._loop, name="ferry-coordinator", daemon=True)
         self._thread.start()
 
     def shutdown(self, timeout: float) -> None:
-        """Stop handing out units, let units in flight finish (bounded), checkpoint, release."""
+        """Take no new work, let units in flight finish (bounded), checkpoint, hand jobs over."""
         log.info("shutting down", action="shutdown", runs=len(self.pool.runs()), timeout=timeout)
+        self._draining = True
         self.drain_deadline = time.monotonic() + timeout
         for run in self.pool.runs():
             self.pool.stop(run.job_id, StopReason.SHUTDOWN)
@@ -87,9 +114,19 @@ class Coordinator:
         if self._thread is not None:
             self._thread.join(timeout + 10)
         self.pool.close(timeout=1.0)
+        try:
+            self.registry.unregister()
+        except Exception:
+            log.exception("could not unregister the node", action="node_stop_error", node=self.node_id)
+        self.registry.release_identity()
+        log.info("node stopped", action="node_stop", node=self.node_id)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def holds_leases(self) -> bool:
+        """True while the last sync is recent enough that no other node may have taken over."""
+        return time.monotonic() - self._renewed < self.node_lease / 2
 
     def apply_config(self, config: RuntimeConfig) -> None:
         if config != self.config:
@@ -102,36 +139,56 @@ class Coordinator:
             )
         self.config = config
         self.pool.set_policy(config.pool)
-        if self.bandwidth.rate != config.bandwidth_limit:
-            self.bandwidth.set_rate(config.bandwidth_limit)
+        self._apply_bandwidth()
         self._wake.set()
 
-    # -- requests from the services ------------------------------------------------------------
+    def _apply_bandwidth(self) -> None:
+        """This node's part of ``global.bandwidth.limit``: its share of the cluster's threads."""
+        limit = self.config.bandwidth_limit
+        if limit:
+            granted = {job.job_id: job.granted for job in self.view.jobs.values()}
+            total = sum(granted.values())
+            mine = sum(n for job_id, n in granted.items() if self.view.node_of(job_id) == self.node_id)
+            nodes = max(1, len(self.view.nodes))
+            limit = round(limit * mine / total) if total else limit // nodes
+            limit = max(limit, 1)
+        if self.bandwidth.rate != limit:
+            self.bandwidth.set_rate(limit)
 
-    def busy(self, job_id: str) -> bool:
-        """True while the pool still holds a run of the job (running, verifying or draining)."""
-        return self.pool.get(job_id) is not None
+    # -- what services may ask (the narrow interface) ------------------------------------------
 
-    def stop(self, job_id: str) -> None:
-        self.pool.stop(job_id, StopReason.USER)
-        self._wake.set()
+    def live_run(self, job_id: str) -> RunHandle | None:
+        """This node's run of a job, if it runs here."""
+        return self.pool.get(job_id)
 
-    def update_claim(self, row: CopyJobRow) -> None:
-        self.pool.update_claim(row.id, claim_of(row))
+    def live_engine_run(self, job_id: str) -> JobRun | None:
+        """The engine's run of a job copying on this node (to queue a rescan in it)."""
+        run = self.pool.get(job_id)
+        return run.engine_run if run is not None and self.purpose_of(job_id) is Purpose.COPY else None
 
-    def verify(self, row: CopyJobRow) -> None:
-        """Start a verification run of a job that is not running (the caller checked)."""
-        self._add_run(row, Purpose.VERIFY, incremental=False)
+    def run_stats(self) -> dict[str, RunStats]:
+        return {run.job_id: run for run in self.pool.snapshot().runs}
 
     def live_progress(self, job_id: str) -> dict[str, Any] | None:
         run = self.pool.get(job_id)
-        if run is None or self._purposes.get(job_id, (Purpose.COPY, 0))[0] is not Purpose.COPY:
+        lease = self._leases.get(job_id)
+        if run is None or lease is None or lease.purpose != COPY:
             return None
         return run.progress_fields()
 
     def purpose_of(self, job_id: str) -> Purpose | None:
-        entry = self._purposes.get(job_id)
-        return entry[0] if entry else None
+        lease = self._leases.get(job_id)
+        if lease is None:
+            return None
+        return Purpose.COPY if lease.purpose == COPY else Purpose.VERIFY
+
+    def verify_here(self, row: CopyJobRow, lease: Lease) -> None:
+        """Run a verification this node took the lease of (:meth:`JobLedger.open_verification`)."""
+        self._add_run(row, lease)
+        self._wake.set()
+
+    def local_snapshot(self) -> PoolSnapshot:
+        return self.pool.snapshot()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -145,8 +202,8 @@ class Coordinator:
                     return
                 self._tick()
             except Exception:
-                log.exception("coordinator tick failed", action="coordinator_error")
-                time.sleep(TICK)
+                log.exception("coordinator tick failed", action="coordinator_error", node=self.node_id)
+                time.sleep(RETRY_AFTER_ERROR)
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -154,16 +211,27 @@ class Coordinator:
         if now - self._last_config >= CONFIG_EVERY:
             self._last_config = now
             self.apply_config(load_config(self.db))
-        self._admit()
+        self._sync(now)
+        self._lead()
+        self._take_regions()
         self._sample(now)
         if now - self._last_save >= SAVE_EVERY:
             self._last_save = now
             self._save_all()
+        self._refresh_view()
 
     def _drain(self) -> None:
         deadline = self.drain_deadline or time.monotonic()
+        synced = 0.0
         while self.pool.inflight() > 0 and time.monotonic() < deadline:
             self._record_settled()
+            now = time.monotonic()
+            if now - synced >= TICK:  # keep the heartbeat (and so the leases) while units finish
+                synced = now
+                try:
+                    self._sync(now)
+                except Exception:
+                    log.exception("sync failed while draining", action="coordinator_error", node=self.node_id)
             time.sleep(0.05)
         self._record_settled()
         leftovers = self.pool.runs()
@@ -176,71 +244,138 @@ class Coordinator:
         for run in leftovers:  # units still in flight: save what finished; they redo the rest
             self._record(run, Outcome.INTERRUPTED)
 
-    # -- admission -----------------------------------------------------------------------------
+    # -- sync: this node's jobs ----------------------------------------------------------------
 
-    def _admit(self) -> None:
-        with self.db.session() as session:
-            running = job_queries.count_in_state(session, State.RUNNING)
-            room = None if self.config.max_running == 0 else max(0, self.config.max_running - running)
-            if room == 0:
-                return
-            candidates = job_queries.scheduled_in_order(session, None if room is None else room + 16)
-            admitted: list[CopyJobRow] = []
-            for row in candidates:
-                if room is not None and len(admitted) >= room:
-                    break
-                if self.busy(row.id):
-                    continue  # the previous run of this job is still draining
-                now = utcnow()
-                values = {
-                    "owner": self.instance_id,
-                    "heartbeat_at": now,
-                    "started_at": now,
-                    "completed_at": None,
-                    "error": None,
-                }
-                running_state = next_state(State.SCHEDULED, Action.ADMIT)
-                if job_queries.move(session, row.id, State.SCHEDULED, running_state, **values):
-                    session.refresh(row)
-                    admitted.append(row)
-        for row in admitted:
-            log.info("migration running", action="admit", migration_id=row.id, priority=row.priority)
-            self._add_run(row, Purpose.COPY, incremental=row.passes > 0)
+    def _reports(self) -> dict[str, RunReport]:
+        return {
+            stats.job_id: RunReport(stats.active, stats.units_completed, stats.units_failed)
+            for stats in self.pool.snapshot().runs
+        }
 
-    def _recover(self) -> None:
-        """Take back RUNNING jobs after a restart (ours, unowned, or abandoned by a dead owner)."""
-        with self.db.session() as session:
-            stale = utcnow() - STALE_AFTER
-            rows = job_queries.recoverable(session, self.instance_id, stale)
-            for row in rows:
-                row.owner, row.heartbeat_at = self.instance_id, utcnow()
-            for verification in session.query(VerificationRow).filter_by(status="RUNNING"):
-                verification.status, verification.completed_at = "FAILED", utcnow()
-                verification.error = "interrupted by a restart of the service; verify again"
-        for row in rows:
-            log.info("migration resumed after restart", action="recover", migration_id=row.id)
-            self._add_run(row, Purpose.COPY, incremental=row.passes > 0)
+    def _node_stats(self) -> dict[str, Any]:
+        snapshot = self.pool.snapshot()
+        live = [(run.job_id, self.live_progress(run.job_id) or {}) for run in snapshot.runs]
+        return {
+            "granted": snapshot.allocated,
+            "active": snapshot.active,
+            "runningMigrations": len(snapshot.runs),
+            "draining": self._draining,
+            "totals": self.totals.current(live),
+        }
 
-    def _add_run(self, row: CopyJobRow, purpose: Purpose, *, incremental: bool) -> None:
+    def _sync(self, started: float) -> None:
+        result = self.ledger.sync(self.registry, self._node_stats(), self._reports())
+        self._reconcile(result)
+        self._renewed = started
+
+    def _reconcile(self, result: Sync) -> None:
+        if not result.alive:
+            log.warning("node was declared dead; its jobs run elsewhere", action="node_fenced", node=self.node_id)
+            for run in self.pool.runs():
+                self.pool.stop(run.job_id, StopReason.LOST)
+            self.registry.register()
+            return
+        owned = {entry.lease.job_id: entry for entry in result.owned}
+        for run in self.pool.runs():
+            self._follow(run, owned.get(run.job_id))
+        for job_id, entry in owned.items():
+            if job_id not in self._leases:
+                self._adopt(entry)
+        self.pool.set_grants(
+            {job_id: entry.granted for job_id, entry in owned.items() if self._leases.get(job_id) == entry.lease}
+        )
+        for job_id, entry in owned.items():
+            if self._leases.get(job_id) == entry.lease:
+                self.pool.update_claim(job_id, entry.claim)
+
+    def _follow(self, run: RunHandle, entry: Owned | None) -> None:
+        """Keep one local run in step with its row: lost lease, or an operator's stop anywhere."""
+        lease = self._leases.get(run.job_id)
+        if entry is None or lease is None or entry.lease.epoch != lease.epoch:
+            if run.stop_reason is not StopReason.LOST:
+                log.warning("lease lost; stopping the run", action="lease_lost", migration_id=run.job_id)
+                self.pool.stop(run.job_id, StopReason.LOST)
+            return
+        if lease.purpose == COPY and entry.state is not State.RUNNING and run.stop_reason is None:
+            self.pool.stop(run.job_id, StopReason.USER)
+
+    def _adopt(self, entry: Owned) -> None:
+        """A job placed on this node: run it (or let go of one that should not run)."""
+        lease = entry.lease
+        row = self.ledger.get(lease.job_id)
+        if self._draining:
+            return
+        if lease.purpose == VERIFY:
+            # Placed here by a previous process with this node id: that verification is gone.
+            self.ledger.close_verification(lease, False, {}, "interrupted by a restart of its node; verify again")
+            return
+        if entry.state is not State.RUNNING:
+            self.ledger.record_outcome(lease, Outcome.STOPPED.value, dict(row.progress), None, None)
+            return
+        self._add_run(row, lease)
+
+    def _add_run(self, row: CopyJobRow, lease: Lease) -> None:
         engine = self.engines[row.kind]
+        purpose = Purpose.COPY if lease.purpose == COPY else Purpose.VERIFY
         spec = JobSpec(row.id, row.kind, row.source, row.target, dict(row.options))
         ctx = JobContext(
             spec=spec,
             purpose=purpose,
             checkpoint=row.checkpoint if purpose is Purpose.COPY else None,
-            incremental=incremental,
-            db=self.db,
+            incremental=row.passes > 0,
+            db=self.ledger.fenced(lease),
             bandwidth=self.bandwidth,
             allowed_roots=self.allowed_roots,
             wake=self.pool.wake,
+            findings=lambda found: self._findings(lease, found),
         )
         initial = dict(row.progress or engine.empty_progress()) if purpose is Purpose.COPY else {}
         run = RunHandle(claim_of(row), row.kind, engine, ctx, initial, on_settled=self._on_settled)
-        self._purposes[row.id] = (purpose, row.run_number)
+        self._leases[row.id] = lease
         if purpose is Purpose.COPY:
             self.totals.run_started(row.id, initial)
         self.pool.add(run)
-        self._log_grants(f"{purpose.value}_started", row.id)
+        log.info("run started", action="run_started", purpose=purpose.value, migration_id=row.id, epoch=lease.epoch)
+
+    def _findings(self, lease: Lease, found: Sequence[Finding]) -> None:
+        self.ledger.findings(lease, found)
+
+    def _take_regions(self) -> None:
+        """Rescans an operator asked for on another node, for this node's running copies."""
+        copying = [job_id for job_id, lease in self._leases.items() if lease.purpose == COPY]
+        if not copying:
+            return
+        for job_id, region in self.ledger.take_regions(copying):
+            run = self.pool.get(job_id)
+            engine = self.engines.get(run.kind) if run is not None else None
+            if run is not None and isinstance(engine, RescansRegions):
+                engine.add_pending_region(run.ctx.db, job_id, region, run.engine_run)
+
+    # -- leading -------------------------------------------------------------------------------
+
+    def _lead(self) -> None:
+        if self._draining:
+            return
+        term = timedelta(seconds=max(1.0, min(5.0, self.node_lease / 3)))
+        was = self._leader_epoch
+        epoch, report = self.ledger.lead(self.registry, was, term, self.config.pool, self.config.max_running)
+        self._leader_epoch = epoch
+        if epoch is not None and epoch != was:
+            log.info("leading the cluster", action="leader_elected", node=self.node_id, epoch=epoch)
+        for dead, jobs in report.taken_over.items():
+            log.warning("node dead; its jobs go to live nodes", action="takeover", dead_node=dead, migrations=jobs)
+        for job_id, node in report.admitted.items():
+            log.info("migration admitted", action="admit", migration_id=job_id, node=node)
+        for job_id, node in report.placed.items():
+            log.info("migration placed", action="place", migration_id=job_id, node=node)
+        if report.grants:
+            log.info("pool rebalance", action="rebalance", grants=report.grants, node=self.node_id)
+        if report.admitted or report.placed or report.grants:
+            self._wake.set()
+
+    @property
+    def leads(self) -> bool:
+        return self._leader_epoch is not None
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -256,45 +391,45 @@ class Coordinator:
                 return
             self._record(run, run.outcome())
 
-    def _log_grants(self, cause: str, job_id: str) -> None:
-        grants = {run.job_id: run.granted for run in self.pool.snapshot().runs}
-        log.info("pool rebalance", action="rebalance", cause=cause, migration_id=job_id, grants=grants)
-
     def _record(self, run: RunHandle, outcome: Outcome) -> None:
-        purpose, run_number = self._purposes.pop(run.job_id, (Purpose.COPY, 0))
+        lease = self._leases.pop(run.job_id, None)
         self.pool.remove(run.job_id)
-        self._log_grants("run_ended", run.job_id)
         try:
-            if purpose is Purpose.VERIFY:
-                self._record_verification(run, outcome)
+            if lease is None or outcome is Outcome.LOST:
+                recorded = False
+            elif lease.purpose == VERIFY:
+                recorded = self._record_verification(run, lease, outcome)
             else:
-                self._record_copy(run, outcome, run_number)
+                recorded = self._record_copy(run, lease, outcome)
+            log.info(
+                "run ended",
+                action=f"run_{outcome.value.lower()}",
+                migration_id=run.job_id,
+                purpose=lease.purpose if lease else None,
+                recorded=recorded,
+                error=run.error,
+            )
         finally:
             run.close()
 
-    def _record_copy(self, run: RunHandle, outcome: Outcome, run_number: int) -> None:
+    def _record_copy(self, run: RunHandle, lease: Lease, outcome: Outcome) -> bool:
         progress = run.progress_fields()
         self.totals.run_ended(run.job_id, progress)
-        moved = ledger.record_copy(self.db, run, outcome, run_number, progress)
-        log.info(
-            "migration run ended",
-            action=f"run_{outcome.value.lower()}",
-            migration_id=run.job_id,
-            recorded=moved,
-            error=run.error,
-        )
+        return self.ledger.record_outcome(lease, outcome.value, progress, run.checkpoint(), run.error)
 
-    def _record_verification(self, run: RunHandle, outcome: Outcome) -> None:
-        ledger.record_verification(self.db, run, outcome)
-        log.info("verification ended", action="verify_ended", migration_id=run.job_id, outcome=outcome.value)
+    def _record_verification(self, run: RunHandle, lease: Lease, outcome: Outcome) -> bool:
+        progress = run.progress()
+        counts = dict(progress.fields) if progress is not None else {}
+        error = run.error or f"verification {outcome.value.lower()}; verify again"
+        return self.ledger.close_verification(lease, outcome is Outcome.COMPLETED, counts, error)
 
-    # -- sampling and saving -------------------------------------------------------------------
+    # -- sampling, saving, the view ------------------------------------------------------------
 
     def _sample(self, now: float) -> None:
         live = []
         for run in self.pool.runs():
             run.sample(now)
-            if self._purposes.get(run.job_id, (Purpose.COPY, 0))[0] is Purpose.COPY:
+            if self.purpose_of(run.job_id) is Purpose.COPY:
                 live.append((run.job_id, run.progress_fields()))
         totals = self.totals.current(live)
         self.throughput["bytes"].add(now, totals["bytesCopied"])
@@ -303,13 +438,50 @@ class Coordinator:
     def _save_all(self) -> None:
         entries = []
         for run in self.pool.runs():
-            purpose, run_number = self._purposes.get(run.job_id, (Purpose.VERIFY, 0))
-            if purpose is Purpose.COPY and not run.settled():
-                entries.append((run.job_id, run_number, run.progress_fields(), run.checkpoint()))
+            lease = self._leases.get(run.job_id)
+            if lease is not None and lease.purpose == COPY and not run.settled():
+                entries.append((lease, run.progress_fields(), run.checkpoint()))
         if entries:
-            ledger.save_progress(self.db, entries)
+            for job_id in self.ledger.save_progress(entries):
+                log.warning("lease lost at a save; stopping the run", action="lease_lost", migration_id=job_id)
+                self.pool.stop(job_id, StopReason.LOST)
+
+    def _refresh_view(self) -> None:
+        with self.db.session() as session:
+            rows = job_queries.held(session)
+            counts = job_queries.counts_by_state(session)
+        nodes = self.registry.nodes()
+        local = {run.job_id: run for run in self.pool.snapshot().runs}
+        jobs = {}
+        for row in rows:
+            stats = local.get(row.id) if row.owner == self.node_id else None
+            progress = (self.live_progress(row.id) if stats else None) or dict(row.progress or {})
+            jobs[row.id] = HeldJob(
+                job_id=row.id,
+                kind=row.kind,
+                node=row.owner or "",
+                purpose=row.run_purpose or COPY,
+                state=row.state,
+                claim=claim_of(row),
+                granted=stats.granted if stats else row.granted,
+                active=stats.active if stats else row.active,
+                units_completed=stats.units_completed if stats else row.units_completed,
+                units_failed=stats.units_failed if stats else row.units_failed,
+                progress=progress,
+            )
+        totals = dict(self._node_stats()["totals"])
+        for node in nodes:
+            if node.node_id != self.node_id:
+                for key, value in (node.stats.get("totals") or {}).items():
+                    totals[key] = totals.get(key, 0) + int(value)
+        self.view = ClusterView(self.node_id, jobs, counts, nodes, totals)
+        if self.config.bandwidth_limit:
+            self._apply_bandwidth()
 
     def _unit_observed(self, run: RunHandle, unit: Unit, seconds: float, ok: bool) -> None:
         self.totals.unit_done(ok)
         for observer in self.unit_observers:
             observer(run, unit, seconds, ok)
+
+
+__all__ = ["Coordinator", "JobRun"]

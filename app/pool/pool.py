@@ -1,9 +1,12 @@
 """The global scan pool: named worker threads leased to running jobs by grant.
 
-Rules this class enforces (SPEC section 4):
+Rules this class enforces (SPEC sections 4 and 8):
 
-* a worker starts a unit for a run only while the run's active count is below its grant and the
-  pool's active count is below ``global.scan.limit``;
+* grants are the cluster's: the leader computes them for every node (:mod:`app.db.ledger`) and
+  the coordinator hands this node's to :meth:`ScanPool.set_grants`;
+* a worker starts a unit for a run only while the run's active count is below its grant, the
+  pool's active count is below ``global.scan.limit``, and the node still holds its leases
+  (``may_start``: a node that could not renew them in time starts nothing);
 * a smaller grant therefore takes effect as units finish; nothing is interrupted;
 * the number of threads follows ``min(limit, sum of grants)``: surplus threads exit when idle.
 """
@@ -12,13 +15,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
 from app.engines.base import Unit, WorkerSlot
-from app.policy.allocation import Claim, Grant, PoolPolicy, allocate, serving_order
+from app.policy.allocation import (
+    Claim,
+    Grant,
+    PoolPolicy,
+    allocate,
+    percentage_of,
+    requested_threads,
+    serving_order,
+)
 from app.policy.properties import DEFAULT_CONFIG
 from app.pool.run import RunHandle, StopReason
 
@@ -58,9 +69,21 @@ UnitObserver = Callable[[RunHandle, Unit, float, bool], None]
 
 
 class ScanPool:
-    def __init__(self, policy: PoolPolicy = DEFAULT_CONFIG.pool, on_unit: UnitObserver | None = None) -> None:
+    def __init__(
+        self,
+        policy: PoolPolicy = DEFAULT_CONFIG.pool,
+        on_unit: UnitObserver | None = None,
+        may_start: Callable[[], bool] = lambda: True,
+        *,
+        cluster_grants: bool = False,
+    ) -> None:
+        """``cluster_grants``: grants come from :meth:`set_grants` (a node of the cluster); else
+        the pool allocates its runs' grants itself (a pool on its own, as engine tests drive it)."""
         self._cond = threading.Condition()
+        self._cluster_grants = cluster_grants
         self._policy = policy
+        self._may_start = may_start
+        self._granted: dict[str, int] = {}
         self._runs: dict[str, RunHandle] = {}
         self._order: list[RunHandle] = []
         self._active = 0
@@ -79,8 +102,16 @@ class ScanPool:
     def remove(self, job_id: str) -> RunHandle | None:
         with self._cond:
             run = self._runs.pop(job_id, None)
+            self._granted.pop(job_id, None)
             self._rebalance()
             return run
+
+    def set_grants(self, grants: Mapping[str, int]) -> None:
+        """The threads the cluster's leader granted to this node's runs (absent: none)."""
+        with self._cond:
+            if dict(grants) != self._granted:
+                self._granted = dict(grants)
+                self._rebalance()
 
     def get(self, job_id: str) -> RunHandle | None:
         with self._cond:
@@ -114,12 +145,15 @@ class ScanPool:
             self._rebalance()
 
     def _rebalance(self) -> None:
-        # A stopping run starts no more units, so it claims nothing; the pool-wide limit on
+        # A stopping run starts no more units, so it is granted nothing; the pool-wide limit on
         # threads at work still counts its units in flight.
-        claimants = [run for run in self._runs.values() if run.stop_reason is None]
-        grants = allocate((run.claim for run in claimants), self._policy)
+        if not self._cluster_grants:
+            claims = (run.claim for run in self._runs.values() if run.stop_reason is None)
+            self._granted = {job: grant.granted for job, grant in allocate(claims, self._policy).items()}
         for run in self._runs.values():
-            run.grant = grants.get(run.job_id) or Grant(run.grant.percentage, run.grant.source, 0, 0)
+            percentage, source = percentage_of(run.claim, self._policy)
+            granted = 0 if run.stop_reason is not None else self._granted.get(run.job_id, 0)
+            run.grant = Grant(percentage, source, requested_threads(percentage, self._policy), granted)
         ordered = serving_order(run.claim for run in self._runs.values())
         self._order = [self._runs[claim.job_id] for claim in ordered]
         self._spawn_threads()
@@ -148,7 +182,7 @@ class ScanPool:
 
     def _reserve(self) -> RunHandle | None:
         """Under the lock: pick the first run in serving order that may take one more thread."""
-        if self._active >= self._policy.limit:
+        if self._active >= self._policy.limit or not self._may_start():
             return None
         now = time.monotonic()
         for run in self._order:

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from app.db.ledger import LeaseLost
 from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, WorkerSlot
 from app.policy.allocation import Claim, Grant, Priority
 from app.pool.rates import RateWindow
@@ -35,13 +36,15 @@ class StopReason(StrEnum):
     USER = "user"
     SHUTDOWN = "shutdown"
     FAILURE = "failure"
+    LOST = "lost"  # the node lost the job's lease: another node runs it now
 
 
 class Outcome(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"  # by a user
-    INTERRUPTED = "INTERRUPTED"  # by shutdown: resumes after restart
+    INTERRUPTED = "INTERRUPTED"  # by shutdown: another node, or this one restarted, takes it over
+    LOST = "LOST"  # the lease went to another node: nothing of this run may be written
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,11 @@ class RunHandle:
         except Exception as exc:  # a unit's failure is data for the engine, never a dead thread
             error = exc
         try:
+            if isinstance(error, LeaseLost):
+                raise error
             self._account(unit, error)
+        except LeaseLost:  # another node runs the job now: this run writes nothing more
+            self.request_stop(StopReason.LOST)
         except JobFailed as exc:
             self.fail(str(exc))
         except Exception as exc:
@@ -179,7 +186,7 @@ class RunHandle:
 
     def request_stop(self, reason: StopReason) -> None:
         with self._lock:
-            if self.stop_reason is None:
+            if self.stop_reason is None or reason is StopReason.LOST:
                 self.stop_reason = reason
         self.ctx.stopping.set()
         self._report_if_settled()
@@ -199,6 +206,8 @@ class RunHandle:
 
     def outcome(self) -> Outcome:
         with self._lock:
+            if self.stop_reason is StopReason.LOST:
+                return Outcome.LOST
             if self.error is not None and self.stop_reason is StopReason.FAILURE:
                 return Outcome.FAILED
             if self.stop_reason is StopReason.USER:

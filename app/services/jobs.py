@@ -1,31 +1,34 @@
-"""Copy jobs (migrations): define, read, change, and act on them.
+"""Copy jobs (migrations): define, read, change, and act on them, on any node of the cluster.
 
-Every state change goes through :func:`app.policy.states.next_state` and a conditional UPDATE,
-so two racing requests cannot both win, and a refused action changes nothing.
+Every change of state goes through the job ledger (:mod:`app.db.ledger`): one transaction, the
+state table, a conditional UPDATE, so two racing requests (on one node or two) cannot both win
+and a refused action changes nothing. The node that runs a job follows its row within a tick.
+What this module needs of the node is :class:`Runner`, a narrow interface a test can fake.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import jobs as job_queries
-from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, WorkItemRow, utcnow
+from app.db.ledger import Busy, JobLedger, Lease, NoSuchJob, StateChanged, claim_of
+from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, utcnow
 from app.db.session import Database
-from app.engines.base import Engine, InvalidField, LeavesPartials, Purpose, RescansRegions
+from app.engines.base import Engine, InvalidField, JobRun, LeavesPartials, Purpose, RescansRegions
 from app.errors import Conflict, InvalidValue, NotFound
 from app.policy.allocation import Grant, Priority, percentage_of, requested_threads
 from app.policy.percent import parse_percent
-from app.policy.properties import SCAN_PERCENTAGE
-from app.policy.states import Action, State, TransitionRefused, is_active, next_state
-from app.pool.coordinator import Coordinator, claim_of
+from app.policy.properties import SCAN_PERCENTAGE, RuntimeConfig
+from app.policy.states import Action, State, TransitionRefused
 from app.pool.pool import RunStats
 
 JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -56,6 +59,32 @@ class JobView:
     progress: dict[str, Any]
     grant: Grant
     active: int
+    #: The node running (or verifying, or still stopping) it, or None.
+    node: str | None = None
+    #: The status of its latest verification (RUNNING, COMPLETED, FAILED), if any.
+    verification: str | None = None
+
+
+class Runner(Protocol):
+    """What the services need of this node's coordinator."""
+
+    node_id: str
+    allowed_roots: tuple[Path, ...]
+
+    @property
+    def config(self) -> RuntimeConfig: ...
+
+    def wake(self) -> None: ...
+
+    def run_stats(self) -> dict[str, RunStats]: ...
+
+    def live_progress(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def purpose_of(self, job_id: str) -> Purpose | None: ...
+
+    def live_engine_run(self, job_id: str) -> JobRun | None: ...
+
+    def verify_here(self, row: CopyJobRow, lease: Lease) -> None: ...
 
 
 def parse_priority(value: str, field_name: str = "priority") -> Priority:
@@ -80,10 +109,11 @@ def parse_properties(properties: Mapping[str, Any], field_name: str = "propertie
 
 
 class JobService:
-    def __init__(self, db: Database, engines: Mapping[str, Engine], coordinator: Coordinator) -> None:
+    def __init__(self, db: Database, engines: Mapping[str, Engine], runner: Runner) -> None:
         self._db = db
         self._engines = engines
-        self._coordinator = coordinator
+        self._runner = runner
+        self._ledger = JobLedger(db)
 
     # -- defining ------------------------------------------------------------------------------
 
@@ -93,7 +123,7 @@ class JobService:
             raise InvalidValue("kind", f"{definition.kind!r} is not one of {', '.join(sorted(self._engines))}")
         try:
             options = engine.validate(
-                definition.source, definition.target, definition.options, self._coordinator.allowed_roots
+                definition.source, definition.target, definition.options, self._runner.allowed_roots
             )
         except InvalidField as exc:
             raise InvalidValue(exc.field, exc.message) from None
@@ -122,26 +152,30 @@ class JobService:
         job_id = job_id or f"{definition.kind}-{uuid.uuid4().hex[:12]}"
         with self._db.session() as session:
             existing = session.get(CopyJobRow, job_id)
-            if existing is not None:
-                if idempotent and _definition_of(existing) == definition:
-                    return self._view(existing), False
-                raise Conflict(f"migrationId: {job_id!r} exists with a different definition")
-            engine = self._engines[definition.kind]
-            row = CopyJobRow(
-                id=job_id,
-                kind=definition.kind,
-                source=definition.source,
-                target=definition.target,
-                priority=definition.priority.name,
-                scan_percentage=definition.scan_percentage,
-                options=dict(definition.options),
-                state=State.NONSCHEDULED.value,
-                progress=engine.empty_progress(),
-                run_number=0,
-                passes=0,
-                created_at=utcnow(),
-            )
-            session.add(row)
+        if existing is not None:
+            if idempotent and _definition_of(existing) == definition:
+                return self._view(existing), False
+            raise Conflict(f"migrationId: {job_id!r} exists with a different definition")
+        engine = self._engines[definition.kind]
+        row = CopyJobRow(
+            id=job_id,
+            kind=definition.kind,
+            source=definition.source,
+            target=definition.target,
+            priority=definition.priority.name,
+            scan_percentage=definition.scan_percentage,
+            options=dict(definition.options),
+            progress=engine.empty_progress(),
+            run_number=0,
+            passes=0,
+            created_at=utcnow(),
+        )
+        try:
+            self._ledger.create(row)
+        except Exception as exc:  # the same id created at once on another node
+            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
+                raise Conflict(f"migrationId: {job_id!r} was just created by another request") from None
+            raise
         _logged(job_id, "create", None, State.NONSCHEDULED.value, kind=definition.kind)
         if auto_start:
             return self.start(job_id), True
@@ -151,7 +185,9 @@ class JobService:
 
     def get(self, job_id: str) -> JobView:
         with self._db.session() as session:
-            return self._view(_row(session, job_id))
+            row = _row(session, job_id)
+            verification = session.scalar(select(VerificationRow.status).where(VerificationRow.job_id == job_id))
+        return self._view(row, verification=verification)
 
     def list_jobs(self, state: State | None) -> list[JobView]:
         with self._db.session() as session:
@@ -159,8 +195,9 @@ class JobService:
             if state is not None:
                 query = query.where(CopyJobRow.state == state.value)
             rows = list(session.scalars(query))
-        runs = {run.job_id: run for run in self._coordinator.pool.snapshot().runs}
-        return [self._view(row, runs) for row in rows]
+            reports = dict(session.execute(select(VerificationRow.job_id, VerificationRow.status)).tuples().all())
+        runs = self._runner.run_stats()
+        return [self._view(row, runs, reports.get(row.id)) for row in rows]
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -173,22 +210,26 @@ class JobService:
         clear_percentage: bool = False,
         options: Mapping[str, Any] | None = None,
     ) -> JobView:
-        with self._db.session() as session:
-            row = _row(session, job_id)
+        values: dict[str, Any] = {}
+        if options is not None:
+            current = self._ledger_call(self._ledger.get, job_id)
+            merged = {**current.options, **options}
+            merged = {key: value for key, value in merged.items() if value is not None}
+            definition = JobDefinition(current.kind, current.source, current.target, options=merged)
+            values["options"] = dict(self.validate(definition).options)
+        if priority is not None:
+            values["priority"] = priority.name
+        if clear_percentage:
+            values["scan_percentage"] = None
+        elif percentage is not None:
+            values["scan_percentage"] = percentage
+        try:
+            row = self._ledger_call(self._ledger.edit, job_id, values, options_changed=options is not None)
+        except Conflict as exc:
             if options is not None:
-                if is_active(State(row.state)) or self._coordinator.busy(job_id):
-                    raise Conflict(f"options: cannot change the options of a {row.state} migration; stop it first")
-                merged = {**row.options, **options}
-                merged = {key: value for key, value in merged.items() if value is not None}
-                definition = JobDefinition(row.kind, row.source, row.target, options=merged)
-                row.options = dict(self.validate(definition).options)
-            if priority is not None:
-                row.priority = priority.name
-            if clear_percentage:
-                row.scan_percentage = None
-            elif percentage is not None:
-                row.scan_percentage = percentage
-        self._coordinator.update_claim(row)
+                raise Conflict(f"options: {exc.detail}") from None
+            raise
+        self._runner.wake()
         _logged(
             job_id,
             "edit",
@@ -208,85 +249,52 @@ class JobService:
         return self._act(job_id, Action.RESUME)
 
     def stop(self, job_id: str) -> JobView:
-        view = self._act(job_id, Action.STOP)
-        self._coordinator.stop(job_id)
-        return view
+        return self._act(job_id, Action.STOP)
 
     def stop_all(self) -> list[JobView]:
-        with self._db.session() as session:
-            ids = session.scalars(
-                select(CopyJobRow.id).where(CopyJobRow.state.in_([State.SCHEDULED.value, State.RUNNING.value]))
-            ).all()
-        stopped = []
-        for job_id in ids:
-            try:
-                stopped.append(self.stop(job_id))
-            except (Conflict, NotFound):
-                continue  # it ended or was stopped meanwhile
-        return stopped
+        stopped = self._ledger.stop_all()
+        for before, row in stopped:
+            _logged(row.id, "stop", before.value, row.state, all=True)
+        self._runner.wake()
+        return [self._view(row) for _, row in stopped]
 
     def reset(self, job_id: str) -> JobView:
-        with self._db.session() as session:
-            row = _row(session, job_id)
-            self._refuse_if_busy(row, Action.RESET)
-            new = _next(row, Action.RESET)
-            if not job_queries.move(
-                session,
-                job_id,
-                State(row.state),
-                new,
-                checkpoint=None,
-                error=None,
-                progress=self._engines[row.kind].empty_progress(),
-                passes=0,
-                run_number=row.run_number + 1,
-                started_at=None,
-                completed_at=None,
-            ):
-                raise Conflict(f"migration {job_id!r} changed state meanwhile; try again")
-            session.execute(delete(WorkItemRow).where(WorkItemRow.job_id == job_id))
-            before = row.state
-            session.refresh(row)
-        _logged(job_id, "reset", before, row.state)
+        row = self._ledger_call(self._ledger.get, job_id)
+        before, row = self._ledger_call(self._ledger.reset, job_id, self._engines[row.kind].empty_progress())
+        _logged(job_id, "reset", before.value, row.state)
         return self._view(row)
 
     def delete(self, job_id: str) -> None:
-        with self._db.session() as session:
-            row = _row(session, job_id)
-            self._refuse_if_busy(row, Action.DELETE)
-            _next(row, Action.DELETE)
-            state, engine = row.state, self._engines.get(row.kind)
+        with self._translated(job_id), self._ledger.deleting(job_id) as row:
+            engine = self._engines.get(row.kind)
             if isinstance(engine, LeavesPartials):
                 # Before the job's rows go: they say which temporaries are its own.
                 engine.discard_partials(self._db, job_id, row.target)
-            session.execute(delete(CopyJobRow).where(CopyJobRow.id == job_id, CopyJobRow.state == state))
+            state = row.state
         _logged(job_id, "delete", state, None)
 
     def verify(self, job_id: str) -> JobView:
-        with self._db.session() as session:
-            row = _row(session, job_id)
-            self._refuse_if_busy(row, Action.VERIFY)
-            _next(row, Action.VERIFY)
-            session.execute(delete(DiscrepancyRow).where(DiscrepancyRow.job_id == job_id))
-            session.execute(delete(VerificationRow).where(VerificationRow.job_id == job_id))
-            session.add(VerificationRow(job_id=job_id, status="RUNNING", started_at=utcnow(), counts={}))
-        self._coordinator.verify(row)
-        _logged(job_id, "verify", row.state, row.state)
-        return self._view(row)
+        row, lease = self._ledger_call(self._ledger.open_verification, job_id, self._runner.node_id)
+        self._runner.verify_here(row, lease)
+        _logged(job_id, "verify", row.state, row.state, node=self._runner.node_id)
+        return self._view(row, verification="RUNNING")
 
     def add_pending_region(self, job_id: str, path: str) -> JobView:
         """Queue a rescan of one directory of the source (``/sub/dir``, relative to the source)."""
         parts = [part for part in path.split("/") if part not in ("", ".")]
         if not path.startswith("/") or ".." in parts or "\x00" in path:
             raise InvalidValue("path", f"{path!r} must be an absolute path within the source, such as /sub/dir")
-        with self._db.session() as session:
-            row = _row(session, job_id)
+        row = self._ledger_call(self._ledger.get, job_id)
         engine = self._engines[row.kind]
         if not isinstance(engine, RescansRegions):
             raise InvalidValue("path", f"pending regions apply to tree migrations, not {row.kind}")
-        live = self._coordinator.pool.get(job_id) if self._coordinator.purpose_of(job_id) is Purpose.COPY else None
+        region = "/".join(parts)
+        live = self._runner.live_engine_run(job_id)
         try:
-            engine.add_pending_region(self._db, job_id, "/".join(parts), live.engine_run if live else None)
+            if live is None and row.owner is not None and row.state == State.RUNNING.value:
+                self._ledger.post_region(job_id, region)  # its node takes it within a tick
+            else:
+                engine.add_pending_region(self._db, job_id, region, live)
         except InvalidField as exc:
             raise InvalidValue(exc.field, exc.message) from None
         return self._view(row)
@@ -309,47 +317,51 @@ class JobService:
     # -- helpers -------------------------------------------------------------------------------
 
     def _act(self, job_id: str, action: Action, *, fresh_pass: bool = False) -> JobView:
-        with self._db.session() as session:
-            row = _row(session, job_id)
-            # A stopped run may still be draining: resume waits for it in SCHEDULED (the
-            # coordinator admits a job only once its old run has left the pool).
-            draining_is_fine = action is Action.RESUME and self._coordinator.purpose_of(job_id) is not Purpose.VERIFY
-            if action is not Action.STOP and not draining_is_fine:
-                self._refuse_if_busy(row, action)
-            new = _next(row, action)
-            values: dict[str, Any] = {"error": None} if new is State.SCHEDULED else {}
-            if fresh_pass:
-                values.update(
-                    checkpoint=None,
-                    run_number=row.run_number + 1,
-                    completed_at=None,
-                    progress=self._engines[row.kind].empty_progress(),
-                )
-                session.execute(delete(WorkItemRow).where(WorkItemRow.job_id == job_id))
-            before = row.state
-            if not job_queries.move(session, job_id, State(before), new, **values):
-                raise Conflict(f"migration {job_id!r} changed state meanwhile; try again")
-            session.refresh(row)
-        _logged(job_id, action.value, before, row.state)
-        self._coordinator.wake()
+        empty = None
+        if fresh_pass:
+            empty = self._engines[self._ledger_call(self._ledger.get, job_id).kind].empty_progress()
+        before, row = self._ledger_call(self._ledger.act, job_id, action, fresh_pass=fresh_pass, empty_progress=empty)
+        _logged(job_id, action.value, before.value, row.state)
+        self._runner.wake()
         return self._view(row)
 
-    def _refuse_if_busy(self, row: CopyJobRow, action: Action) -> None:
-        if self._coordinator.busy(row.id) and not is_active(State(row.state)):
-            doing = "verifying" if self._coordinator.purpose_of(row.id) is Purpose.VERIFY else "still stopping"
-            raise Conflict(f"cannot {action.value} migration {row.id!r}: it is {doing}; try again shortly")
+    def _ledger_call(self, operation: Any, job_id: str, *args: Any, **kwargs: Any) -> Any:
+        with self._translated(job_id):
+            return operation(job_id, *args, **kwargs)
 
-    def _view(self, row: CopyJobRow, runs: Mapping[str, RunStats] | None = None) -> JobView:
-        if runs is None:
-            runs = {run.job_id: run for run in self._coordinator.pool.snapshot().runs}
-        stats = runs.get(row.id)
-        progress = self._coordinator.live_progress(row.id) or dict(row.progress)
-        if stats is not None:
-            grant = Grant(stats.percentage, stats.source, stats.requested, stats.granted)
-            return JobView(row, progress, grant, stats.active)
-        policy = self._coordinator.config.pool
+    @staticmethod
+    @contextmanager
+    def _translated(job_id: str) -> Iterator[None]:
+        """The ledger's refusals as the API's errors."""
+        try:
+            yield
+        except NoSuchJob:
+            raise NotFound(f"migrationId: no migration {job_id!r}") from None
+        except TransitionRefused as exc:
+            raise Conflict(str(exc)) from None
+        except Busy as exc:
+            raise Conflict(f"migration {job_id!r} is {exc.doing}; try again shortly") from None
+        except StateChanged:
+            raise Conflict(f"migration {job_id!r} changed state meanwhile; try again") from None
+
+    def _view(
+        self, row: CopyJobRow, runs: Mapping[str, RunStats] | None = None, verification: str | None = None
+    ) -> JobView:
+        runs = self._runner.run_stats() if runs is None else runs
+        policy = self._runner.config.pool
         percentage, source = percentage_of(claim_of(row), policy)
-        return JobView(row, progress, Grant(percentage, source, requested_threads(percentage, policy), 0), 0)
+        requested = requested_threads(percentage, policy)
+        stats = runs.get(row.id)
+        running = row.state == State.RUNNING.value or row.run_purpose == "verify"
+        if stats is not None:  # runs here: the pool's figures, this instant
+            granted, active = (stats.granted if running else 0), stats.active
+        elif row.owner is not None:  # runs on another node: what that node last reported
+            granted, active = (row.granted if running else 0), row.active
+        else:
+            granted = active = 0
+        progress = self._runner.live_progress(row.id) or dict(row.progress)
+        grant = Grant(percentage, source, requested, granted)
+        return JobView(row, progress, grant, active, row.owner, verification)
 
 
 def _row(session: Session, job_id: str) -> CopyJobRow:
@@ -357,13 +369,6 @@ def _row(session: Session, job_id: str) -> CopyJobRow:
     if row is None:
         raise NotFound(f"migrationId: no migration {job_id!r}")
     return row
-
-
-def _next(row: CopyJobRow, action: Action) -> State:
-    try:
-        return next_state(State(row.state), action)
-    except TransitionRefused as exc:
-        raise Conflict(str(exc)) from None
 
 
 def _definition_of(row: CopyJobRow) -> JobDefinition:

@@ -1,14 +1,17 @@
-"""Reading and changing configuration properties; changes reach the pool at once."""
+"""Reading and changing configuration properties; changes reach the pool at once.
+
+Every node reloads them each second (:func:`app.db.properties.load_config`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete
 
 from app.db.models import PropertyRow
+from app.db.properties import stored_values
 from app.db.session import Database
 from app.errors import InvalidValue, NotFound
 from app.policy import properties as registry
@@ -22,15 +25,6 @@ class PropertyView:
     default_value: str
     description: str
     is_default: bool
-
-
-def stored_values(session: Session) -> dict[str, str]:
-    return {row.key: row.value for row in session.scalars(select(PropertyRow))}
-
-
-def load_config(db: Database) -> RuntimeConfig:
-    with db.session() as session:
-        return registry.runtime_config(stored_values(session))
 
 
 class PropertyService:

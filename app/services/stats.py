@@ -1,7 +1,8 @@
-"""Dashboard numbers: from the pool's in-memory snapshot plus one cheap query.
+"""Dashboard numbers for the whole cluster, from the snapshot the coordinator keeps ready.
 
-Reading stats takes the pool lock only long enough to copy a few integers, so it never makes a
-worker wait, and a busy pool never makes a stats read wait.
+A stats read touches neither the database nor the pool's lock: it formats the newest
+:class:`~app.pool.view.ClusterView` (refreshed every tick), so it never waits on a copy, and
+never on another node.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db import jobs as job_queries
 from app.db.models import CopyJobRow
 from app.db.session import Database
-from app.policy.allocation import Priority
+from app.policy.allocation import Priority, percentage_of, requested_threads
 from app.policy.percent import format_percent
 from app.policy.states import State
 from app.pool.coordinator import Coordinator
+from app.pool.view import ClusterView
 from app.services.history import MIGRATIONS_KEPT, History, Sample
 
 WINDOWS = (10, 60, 300)  #: seconds covered by /stats/throughputSummary
@@ -31,47 +32,47 @@ class StatsService:
         self.history = History(self._history_sample)
 
     def scanner_pool(self) -> dict[str, Any]:
-        coordinator = self._coordinator
-        snapshot = coordinator.pool.snapshot()
-        config = coordinator.config
-        with self._db.session() as session:
-            counts = job_queries.counts_by_state(session)
-        migrations, live = [], []
-        for run in snapshot.runs:
-            progress = coordinator.live_progress(run.job_id) or {}
-            live.append((run.job_id, progress))
+        view = self._coordinator.view
+        config = self._coordinator.config
+        policy = config.pool
+        migrations = []
+        for job in view.jobs.values():
+            percentage, source = percentage_of(job.claim, policy)
             migrations.append(
                 {
-                    "migrationId": run.job_id,
-                    "kind": run.kind,
-                    "priority": run.priority,
-                    "percentage": format_percent(run.percentage),
-                    "percentageSource": run.source,
-                    "requested": run.requested,
-                    "granted": run.granted,
-                    "active": run.active,
-                    "pendingRegions": int(progress.get("pendingRegions") or 0),
-                    "unitsCompleted": run.units_completed,
-                    "bytesCopied": int(progress.get("bytesCopied") or 0),
-                    "bytesPerSecond": int(progress.get("bytesPerSecond") or 0),
+                    "migrationId": job.job_id,
+                    "kind": job.kind,
+                    "priority": job.claim.priority.name,
+                    "percentage": format_percent(percentage),
+                    "percentageSource": source,
+                    "requested": requested_threads(percentage, policy),
+                    "granted": job.granted,
+                    "active": job.active,
+                    "pendingRegions": int(job.progress.get("pendingRegions") or 0),
+                    "unitsCompleted": job.units_completed,
+                    "bytesCopied": int(job.progress.get("bytesCopied") or 0),
+                    "bytesPerSecond": int(job.progress.get("bytesPerSecond") or 0),
+                    "node": job.node,
                 }
             )
-        totals = coordinator.totals.current(live)
+        allocated = sum(job.granted for job in view.jobs.values())
+        active = sum(job.active for job in view.jobs.values())
+        totals = view.totals
         return {
-            "poolSize": snapshot.limit,
+            "poolSize": policy.limit,
             "poolMax": config.pool_max,
-            "allocated": snapshot.allocated,
-            "active": snapshot.active,
-            "idle": max(0, snapshot.allocated - snapshot.active),
-            "runningMigrations": counts.get(State.RUNNING.value, 0),
-            "waitingMigrations": sum(1 for run in snapshot.runs if run.granted == 0),
-            "scheduledMigrations": counts.get(State.SCHEDULED.value, 0),
+            "allocated": allocated,
+            "active": active,
+            "idle": max(0, allocated - active),
+            "runningMigrations": view.counts.get(State.RUNNING.value, 0),
+            "waitingMigrations": sum(1 for job in view.jobs.values() if job.granted == 0 and job.state == "RUNNING"),
+            "scheduledMigrations": view.counts.get(State.SCHEDULED.value, 0),
             "maxRunningMigrations": config.max_running,
-            "maxThreadsPerMigration": config.pool.max_per_job,
-            "priorityAllocations": {p.name: format_percent(config.pool.shares[p]) for p in Priority},
+            "maxThreadsPerMigration": policy.max_per_job,
+            "priorityAllocations": {p.name: format_percent(policy.shares[p]) for p in Priority},
             "migrations": migrations,
             "totals": {
-                key: totals[key]
+                key: int(totals.get(key) or 0)
                 for key in (
                     "unitsCompleted",
                     "unitsFailed",
@@ -81,8 +82,12 @@ class StatsService:
                     "directoriesScanned",
                 )
             },
-            "sampledAt": datetime.now(UTC),
+            "nodes": nodes_of(view),
+            "sampledAt": view.sampled_at,
         }
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return nodes_of(self._coordinator.view)
 
     def migration_summary(self) -> dict[str, Any]:
         with self._db.session() as session:
@@ -92,7 +97,8 @@ class StatsService:
             for state in State
         }
         for job_id, state, stored in rows:
-            progress = self._coordinator.live_progress(job_id) or stored or {}
+            held = self._coordinator.view.jobs.get(job_id)
+            progress = self._coordinator.live_progress(job_id) or (held.progress if held else None) or stored or {}
             entry = states[state]
             entry["count"] += 1
             entry["bytesTotal"] += int(progress.get("bytesTotal") or 0)
@@ -120,7 +126,7 @@ class StatsService:
         }
 
     def _history_sample(self, at: float) -> Sample:
-        """One sample of what scannerPoolStats shows (the whole service once that does)."""
+        """One sample of what scannerPoolStats shows: the whole cluster, as this node sees it."""
         pool = self.scanner_pool()
         speeds = sorted(((m["migrationId"], m["bytesPerSecond"]) for m in pool["migrations"]), key=lambda m: -m[1])
         return Sample(
@@ -191,3 +197,25 @@ def _summarise(entry: dict[str, Any]) -> dict[str, Any]:
         "etaSeconds": int(max(known)) if known and len(known) == len(etas) else None,
         "migrations": entry["migrations"],
     }
+
+
+def nodes_of(view: ClusterView) -> list[dict[str, Any]]:
+    """SPEC section 8's node entries: each live node, what it holds and how fresh it is."""
+    held: dict[str, list[int]] = {}
+    for job in view.jobs.values():
+        entry = held.setdefault(job.node, [0, 0, 0])
+        entry[0] += job.granted
+        entry[1] += job.active
+        entry[2] += 1 if job.purpose == "copy" and job.state == State.RUNNING.value else 0
+    return [
+        {
+            "nodeId": node.node_id,
+            "host": node.host,
+            "heartbeatAgeSeconds": round(node.heartbeat_age, 3),
+            "granted": held.get(node.node_id, [0, 0, 0])[0],
+            "active": held.get(node.node_id, [0, 0, 0])[1],
+            "runningMigrations": held.get(node.node_id, [0, 0, 0])[2],
+            "draining": node.draining,
+        }
+        for node in view.nodes
+    ]

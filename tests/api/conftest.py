@@ -18,7 +18,7 @@ def settings_for(database_url: str, tmp_path: Path, **overrides: object) -> Sett
         "data_dir": data,
         "allowed_roots": (data,),
         "drain_timeout": 5.0,
-        "instance_id": "test-instance",
+        "node_id": "test-instance",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from app.db.models import CopyJobRow, utcnow
+from app.db.models import CopyJobRow, NodeRow, utcnow
 from app.db.session import Database
 from tests.api.conftest import settings_for
 from tests.fakes.engine import FakeEngine
@@ -49,12 +49,21 @@ def test_running_jobs_record_owner_and_heartbeat(server: LiveServer, database_ur
         time.sleep(0.05)
 
 
-def test_boot_takes_over_only_abandoned_jobs(database_url: str, tmp_path: Path) -> None:
-    """At start, RUNNING jobs of a dead instance (stale heartbeat) are taken over; a live
-    instance's jobs (fresh heartbeat) are left to it."""
+def test_boot_takes_over_only_jobs_of_dead_nodes(database_url: str, tmp_path: Path) -> None:
+    """At start, RUNNING jobs of a dead node (stale heartbeat, or no node row) are taken over.
+
+    On PostgreSQL a live node's jobs (fresh heartbeat) are left to it; on SQLite there is no
+    other live node (the file lock proves it), so its jobs are taken over too.
+    """
     database = Database(database_url)
     with database.session() as session:
-        for job_id, beat in (("abandoned", utcnow() - timedelta(minutes=5)), ("alive", utcnow())):
+        session.add(NodeRow(node_id="other-node", host="elsewhere", pid=1, heartbeat_at=utcnow(), stats={}))
+        session.add(
+            NodeRow(
+                node_id="dead-node", host="elsewhere", pid=2, heartbeat_at=utcnow() - timedelta(minutes=5), stats={}
+            )
+        )
+        for job_id, owner in (("abandoned", "dead-node"), ("alive", "other-node")):
             session.add(
                 CopyJobRow(
                     id=job_id,
@@ -65,16 +74,21 @@ def test_boot_takes_over_only_abandoned_jobs(database_url: str, tmp_path: Path) 
                     options={"units": 3, "unitSeconds": 0.0, "unitBytes": 1, "failAt": -1, "openSeconds": 0.0},
                     state="RUNNING",
                     progress={},
-                    owner="other-node",
-                    heartbeat_at=beat,
+                    owner=owner,
+                    run_purpose="copy",
+                    lease_epoch=1,
                     started_at=utcnow(),
                     run_number=1,
                     passes=0,
                 )
             )
     database.dispose()
+    sqlite = database_url.startswith("sqlite")
     with live_server(settings_for(database_url, tmp_path), {"files": FakeEngine()}) as server:
         server.wait_for("abandoned", {"COMPLETED"})
-        time.sleep(0.5)
-        assert server.client.get("/migrations/alive").json()["state"] == "RUNNING"
-        assert row(database_url, "alive").owner == "other-node"
+        if sqlite:
+            server.wait_for("alive", {"COMPLETED"})
+        else:
+            time.sleep(1.0)  # several ticks: a takeover would have happened by now
+            assert server.client.get("/migrations/alive").json()["state"] == "RUNNING"
+            assert row(database_url, "alive").owner == "other-node"

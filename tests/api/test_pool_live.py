@@ -82,6 +82,7 @@ def test_stats_fields_during_a_run(server: LiveServer) -> None:
         "priorityAllocations",
         "migrations",
         "totals",
+        "nodes",
         "sampledAt",
     }
     (entry,) = stats["migrations"]

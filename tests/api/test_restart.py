@@ -32,7 +32,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
         "FERRY_DATA_DIR": str(data),
         "FERRY_FAKE_LOG": str(tmp_path / "units.log"),
         "FERRY_DRAIN_TIMEOUT": "10",
-        "FERRY_INSTANCE_ID": "restart-test",
+        "FERRY_NODE_ID": "restart-test",
         "PYTHONPATH": str(ROOT),
     }
 

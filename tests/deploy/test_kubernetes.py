@@ -66,11 +66,21 @@ def test_environment_names_are_settings_ferry_reads(container: dict[str, Any]) -
     assert environment()["FERRY_HOST"] == "0.0.0.0"  # hence the tokens: ferry refuses otherwise
 
 
-def test_one_replica_recreated(pod: dict[str, Any]) -> None:
-    """One process owns the pool: one replica, never two at once during an update."""
+def test_three_nodes_rolled_one_at_a_time(container: dict[str, Any]) -> None:
+    """A cluster of three nodes on PostgreSQL, updated one pod at a time and protected by a
+    disruption budget; each pod's node id is its own name; the data volumes are shared."""
     spec = one("Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    budget = one("PodDisruptionBudget")["spec"]
+    assert budget["maxUnavailable"] == 1
+    assert budget["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    node_id = {entry["name"]: entry for entry in container["env"]}["FERRY_NODE_ID"]
+    assert node_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert environment()["FERRY_DATABASE_URL"].startswith("postgresql+psycopg://")
+    for claim in (doc for doc in documents() if doc["kind"] == "PersistentVolumeClaim"):
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"], claim["metadata"]["name"]
 
 
 def test_port_and_probes(container: dict[str, Any], routes: frozenset[str]) -> None:

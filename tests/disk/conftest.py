@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from app.db.ledger import JobLedger
 from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
 from app.engines.base import JobContext, JobSpec, Purpose
@@ -34,6 +35,7 @@ from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import RunHandle
 from tests.conftest import need_real
+from tests.files.conftest import HARNESS, harness_lease
 
 MiB = 1024 * 1024
 #: Seconds any test waits for a server or a run before it gives up.
@@ -168,7 +170,10 @@ class Driver:
         self._record(job_id, source, target, normalised, purpose)
         spec = JobSpec(job_id, "disk", source, target, normalised)
         pool = ScanPool(DEFAULT_CONFIG.pool)
-        ctx = JobContext(spec, purpose, checkpoint, False, self.db, BandwidthLimiter(), self.roots)
+        lease = harness_lease(job_id, purpose)
+        ledger = JobLedger(self.db)
+        ctx = JobContext(spec, purpose, checkpoint, False, ledger.fenced(lease), BandwidthLimiter(), self.roots)
+        ctx.findings = lambda found: ledger.findings(lease, found)
         ctx.wake = pool.wake
         claim = Claim(job_id, Priority.NORMAL, time.time())
         run = RunHandle(claim, "disk", engine, ctx, engine.empty_progress())
@@ -179,7 +184,8 @@ class Driver:
         with self.db.session() as session:
             if session.get(CopyJobRow, job_id) is None:
                 session.add(CopyJobRow(id=job_id, kind="disk", source=source, target=target,
-                                       priority="NORMAL", options=options, state="RUNNING"))  # fmt: skip
+                                       priority="NORMAL", options=options, state="RUNNING",
+                                       owner=HARNESS.node_id, lease_epoch=HARNESS.epoch))  # fmt: skip
             if purpose is Purpose.VERIFY and session.get(VerificationRow, job_id) is None:
                 session.add(VerificationRow(job_id=job_id, status="RUNNING"))
 

@@ -102,7 +102,7 @@ def test_kill_9_of_ferry_serve_resumes_with_only_the_rest(database_url: str, ser
         "FERRY_DATABASE_URL": database_url,
         "FERRY_DATA_DIR": str(data),
         "FERRY_PORT": str(free_port()),
-        "FERRY_INSTANCE_ID": "disk-restart",
+        "FERRY_NODE_ID": "disk-restart",
     }
     options = {"parallel": False, "chunkSize": "1MiB"}
     body = {"migrationId": "vm", "kind": "disk", "source": source, "target": str(target), "options": options}

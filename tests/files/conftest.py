@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from app.db.models import CopyJobRow
+from app.db.ledger import COPY, VERIFY, JobLedger, Lease
+from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.files import FilesEngine
@@ -33,6 +34,14 @@ from app.pool.run import Outcome, RunHandle, StopReason, derived_progress
 TEST_TUNING = Tuning(list_step=7, inline_files=3, inline_bytes=128 * 1024, batch_files=5, batch_bytes=256 * 1024,
                      range_size=64 * 1024,
                      queue_bound=50, frontier_bound=6, refill=4, helpers=False)  # fmt: skip
+
+
+#: The lease the harness holds on its jobs, as a node would: engine writes are fenced by it.
+HARNESS = Lease("", "harness", 1, 0, COPY)
+
+
+def harness_lease(job_id: str, purpose: Purpose) -> Lease:
+    return Lease(job_id, HARNESS.node_id, HARNESS.epoch, 0, COPY if purpose is Purpose.COPY else VERIFY)
 
 
 @dataclass
@@ -67,7 +76,8 @@ class Harness:
         with self.db.session() as session:
             if session.get(CopyJobRow, job_id) is None:
                 session.add(CopyJobRow(id=job_id, kind="files", source=str(source), target=str(target),
-                                       priority="NORMAL", options=normalised, state="RUNNING"))  # fmt: skip
+                                       priority="NORMAL", options=normalised, state="RUNNING",
+                                       owner=HARNESS.node_id, lease_epoch=HARNESS.epoch))  # fmt: skip
         return Job(job_id, source, target, normalised)
 
     def run(
@@ -81,8 +91,14 @@ class Harness:
         timeout: float = 40.0,
     ) -> Result:
         spec = JobSpec(job.job_id, "files", str(job.source), str(job.target), job.options)
-        ctx = JobContext(spec, purpose, job.checkpoint, incremental, self.db, self.limiter, self.roots,
-                         wake=self.pool.wake)  # fmt: skip
+        lease = harness_lease(job.job_id, purpose)
+        if purpose is Purpose.VERIFY:  # the ledger opens a report when a node takes a verification
+            with self.db.session() as session:
+                if session.get(VerificationRow, job.job_id) is None:
+                    session.add(VerificationRow(job_id=job.job_id, status="RUNNING", counts={}))
+        ctx = JobContext(spec, purpose, job.checkpoint, incremental, JobLedger(self.db).fenced(lease), self.limiter,
+                         self.roots, wake=self.pool.wake,
+                         findings=lambda found: JobLedger(self.db).findings(lease, found))  # fmt: skip
         claim = Claim(job.job_id, Priority.NORMAL, time.time())
         run = RunHandle(claim, "files", self.engine, ctx, self.engine.empty_progress())
         self.pool.add(run)

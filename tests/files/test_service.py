@@ -16,6 +16,7 @@ from app.engines.files import FilesEngine
 from tests.api.conftest import settings_for
 from tests.files.conftest import assert_same_tree, temp_files, write
 from tests.servers import LiveServer, ServerProcess, free_port, live_server
+from tests.waiting import wait_until
 
 FERRY = Path(sys.executable).parent / "ferry"
 
@@ -124,7 +125,7 @@ def test_interrupted_ferry_serve_resumes_exactly(database_url: str, tmp_path: Pa
         "FERRY_DATABASE_URL": database_url,
         "FERRY_DATA_DIR": str(data),
         "FERRY_PORT": str(free_port()),
-        "FERRY_INSTANCE_ID": "files-restart",
+        "FERRY_NODE_ID": "files-restart",
         "FERRY_DRAIN_TIMEOUT": "20",
     }
     server = ServerProcess([str(FERRY), "serve"], env, tmp_path / "serve.log")
@@ -199,6 +200,7 @@ def test_deleting_a_stopped_migration_removes_its_partial_file(api: LiveServer, 
         time.sleep(0.1)
     assert client.post("/migrations/half/stop").status_code == 200
     api.wait_for("half", {"STOPPED"})
+    wait_until(lambda: client.get("/migrations/half").json()["node"] is None, 20, "the node let go of it")
     assert temp_files(dst), "the partial file is kept while the migration may resume"
     assert client.delete("/migrations/half").status_code == 204
     assert temp_files(dst) == []

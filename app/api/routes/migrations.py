@@ -45,6 +45,8 @@ def to_wire(view: JobView) -> Migration:
         start_time=row.started_at,
         complete_time=row.completed_at,
         failures=_failures(row.checkpoint),
+        node=view.node,
+        verification=view.verification,
         pool=PoolShare(
             percentage=format_percent(view.grant.percentage),
             percentage_source=view.grant.source,

@@ -8,13 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.api.deps import ServicesDep
-from app.api.schemas import History, MigrationSummary, ScannerPoolStats, ThroughputSummary
+from app.api.schemas import History, MigrationSummary, Node, ScannerPoolStats, ThroughputSummary
 
 router = APIRouter(tags=["stats"])
 
 
 @router.get("/stats/scannerPoolStats", operation_id="scannerPoolStats", response_model=ScannerPoolStats)
-def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
+async def scanner_pool_stats(services: ServicesDep) -> dict[str, Any]:
+    """The cluster's pool and each running migration's share, from the snapshot each node keeps
+    ready (answered on the event loop: it touches neither the database nor the pool)."""
     return services.stats.scanner_pool()
 
 
@@ -24,17 +26,24 @@ def migration_summary(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.get("/stats/throughputSummary", operation_id="throughputSummary", response_model=ThroughputSummary)
-def throughput_summary(services: ServicesDep) -> dict[str, Any]:
+async def throughput_summary(services: ServicesDep) -> dict[str, Any]:
     return services.stats.throughput()
 
 
 @router.get("/stats/history", operation_id="statsHistory", response_model=History)
-def history(
+async def history(
     services: ServicesDep,
     since: Annotated[
         datetime | None, Query(description="only samples taken after this time (ISO 8601), for a poll")
     ] = None,
 ) -> dict[str, Any]:
     """Throughput and pool use over the last hour as scannerPoolStats gave them, a sample every
-    few seconds kept in this node's memory: what a dashboard draws when it (re)loads."""
+    few seconds kept in this node's memory: what a dashboard draws when it (re)loads (answered on
+    the event loop: it copies the ring, nothing more)."""
     return services.stats.history_view(since)
+
+
+@router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"])
+async def list_nodes(services: ServicesDep) -> list[dict[str, Any]]:
+    """The live nodes of the cluster: heartbeat age, threads granted and at work, migrations."""
+    return services.stats.nodes()

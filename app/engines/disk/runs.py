@@ -17,7 +17,7 @@ from app.engines.base import JobContext, JobFailed, Progress, WorkerSlot
 from app.engines.disk.connections import Lanes
 from app.engines.disk.copier import BatchResult, copy_batch
 from app.engines.disk.extents import Chunk, Range
-from app.engines.disk.verify import Checker, compare, next_seq, record_mismatches
+from app.engines.disk.verify import Checker, compare, findings_of
 from app.engines.disk.work import Outcome, WorkQueue
 
 #: A copy unit's first batch: at most this many bytes (unless one chunk is larger) or chunks
@@ -191,8 +191,6 @@ class VerifyRun:
         self.lanes = lanes
         self.checker = checker
         self._units = _Units(lanes)
-        self._seq = next_seq(ctx.db, ctx.spec.job_id)
-        self._seq_lock = threading.Lock()
 
     def next_unit(self) -> CheckUnit | None:
         if self.ctx.stopping.is_set() or not self._units.reserve():
@@ -205,9 +203,8 @@ class VerifyRun:
 
     def unit_finished(self, unit: Any, error: BaseException | None) -> None:
         self._units.release()
-        with self._seq_lock:
-            first, self._seq = self._seq, self._seq + len(unit.mismatched)
-        record_mismatches(self.ctx.db, self.ctx.spec.job_id, first, unit.mismatched)
+        if unit.mismatched:
+            self.ctx.findings(findings_of(unit.mismatched))
         unit.settle(self.checker, error)
 
     def is_done(self) -> bool:

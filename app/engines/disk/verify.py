@@ -11,10 +11,6 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-
-from app.db.models import DiscrepancyRow
-from app.db.session import Database
 from app.engines.disk.connections import Lane
 from app.engines.disk.extents import Range, normalise
 
@@ -95,24 +91,9 @@ def compare(lane: Lane, ranges: list[Range], stopping: threading.Event) -> tuple
     return checked, mismatched
 
 
-def next_seq(db: Database, job_id: str) -> int:
-    with db.session() as session:
-        last = session.scalar(select(func.max(DiscrepancyRow.seq)).where(DiscrepancyRow.job_id == job_id))
-    return (last or 0) + 1
-
-
-def record_mismatches(db: Database, job_id: str, first_seq: int, ranges: list[Range]) -> None:
-    """One short transaction for a unit's mismatches (none when all matched)."""
-    if not ranges:
-        return
-    with db.session() as session:
-        session.add_all(
-            DiscrepancyRow(
-                job_id=job_id,
-                seq=first_seq + i,
-                type="CONTENT_MISMATCH",
-                path=f"offset={offset} length={length}",
-                detail="source and target digests differ",
-            )
-            for i, (offset, length) in enumerate(ranges)
-        )
+def findings_of(ranges: list[Range]) -> list[tuple[str, str, str | None]]:
+    """A unit's mismatched ranges as discrepancies of the report."""
+    return [
+        ("CONTENT_MISMATCH", f"offset={offset} length={length}", "source and target digests differ")
+        for offset, length in ranges
+    ]

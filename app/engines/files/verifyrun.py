@@ -7,10 +7,7 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
-
-from app.db.models import DiscrepancyRow, VerificationRow
-from app.engines.base import JobContext, Progress, Unit
+from app.engines.base import Finding, JobContext, Progress, Unit
 from app.engines.files.frontier import Frontier
 from app.engines.files.listing import reason
 from app.engines.files.options import FilesOptions
@@ -46,16 +43,11 @@ class VerifyRun:
         self._inflight = 0
         self._refilling = False
         self._counts: Counter[str] = Counter()
-        self._buffer: list[dict[str, Any]] = []
-        self._seq = 0
+        self._buffer: list[Finding] = []
 
     def start(self) -> None:
-        """Forget the job's previous discrepancies and queue the root."""
-        job_id = self._ctx.spec.job_id
-        with self._ctx.db.session() as session:
-            if session.scalar(select(func.count()).where(VerificationRow.job_id == job_id)) == 0:
-                session.add(VerificationRow(job_id=job_id, status="RUNNING"))
-            session.execute(delete(DiscrepancyRow).where(DiscrepancyRow.job_id == job_id))
+        """Forget the previous verification's frontier and queue the root (the ledger opened a
+        fresh report when the verification was asked for)."""
         self._store.clear()
         self._frontier.push("")
 
@@ -152,19 +144,16 @@ class VerifyRun:
 
     def _add(self, found: Found) -> None:
         kind, path, detail = found
-        self._seq += 1
         self._counts[TYPES[kind]] += 1
         self._counts["discrepancies"] += 1
-        self._buffer.append({"job_id": self._ctx.spec.job_id, "seq": self._seq, "type": kind,
-                             "path": path, "detail": detail})  # fmt: skip
+        self._buffer.append((kind, path, detail))
 
     def _flush(self) -> None:
         with self._db_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
             if rows:
-                with self._ctx.db.session() as session:
-                    session.execute(insert(DiscrepancyRow), rows)
+                self._ctx.findings(rows)
 
     def _refill(self) -> None:
         with self._db_lock:
