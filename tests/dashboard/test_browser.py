@@ -75,6 +75,13 @@ return {state: row.dataset.state, percent: row.dataset.percent, speed: row.query
 """
 
 
+#: The node view's rows: id, threads granted, migrations running.
+READ_NODES = """
+return [...document.querySelectorAll("#nodes-table tbody tr")].map(
+  (tr) => [tr.dataset.node, tr.children[3].textContent, tr.children[5].textContent]);
+"""
+
+
 def row_of(browser: webdriver.Chrome, job_id: str) -> dict[str, Any] | None:
     row: dict[str, Any] | None = browser.execute_script(READ_ROW, job_id)
     return row
@@ -144,6 +151,8 @@ def test_dashboard_shows_a_running_migration(server: LiveServer, browser: webdri
     assert browser.find_element(By.ID, "pool-limit").text == "100"
     assert int(browser.find_element(By.ID, "pool-granted").text) == 4
     assert "updated" in status.text
+    node = wait(browser).until(lambda b: b.execute_script(READ_NODES))
+    assert node == [["test-instance", "4", "1"]]  # the server is one node: it holds the grant
     assert severe_errors(browser) == []
     assert browser.execute_script("return window.sessionStorage.getItem('ferry.token')") == VIEWER
     assert browser.execute_script("return window.localStorage.getItem('ferry.token')") is None
@@ -205,8 +214,9 @@ def test_history_survives_a_reload(server: LiveServer, browser: webdriver.Chrome
     server.client.post("/migrations/stop")
 
 
-#: Until the server has nodes and openTimeout (other branches), the page's answers get them here:
-#: two nodes in scannerPoolStats, and a RUNNING migration that waits for its source and retries.
+#: What a one-node test server cannot show, the page's answers get here: two nodes (one with a
+#: stale heartbeat) in scannerPoolStats, a RUNNING migration waiting for its source (openTimeout
+#: is not in main yet) with retries, and a files migration with failures.
 STUB = """
 const realFetch = window.fetch;
 window.fetch = async (path, init) => {
