@@ -1,18 +1,32 @@
 """Benchmark the files engine against rsync and rclone (not run by the tests).
 
-    .venv/bin/python bench/files_bench.py                 # ~20 000 small files + 3 x 16 MiB
+    .venv/bin/python bench/files_bench.py                 # 20 000 small files + 8 x 16 MiB, warm and cold
+    .venv/bin/python bench/files_bench.py --cache cold    # cold only (root: drops the page cache)
     .venv/bin/python bench/files_bench.py --million       # also: 1M files, files/s and peak RSS
 
 Each tool copies the same source into a fresh target, then runs again on the unchanged tree (a
-no-op rescan). ferry runs as a real ``ferry serve`` and is driven through its HTTP API (:mod:`bench.serving`).
+no-op rescan). ferry runs as a real ``ferry serve`` with its default options (``--ferry-options``
+adds some, to compare) and is driven through its HTTP API (:mod:`bench.serving`).
+
+Two caches, each tool taking its turn in every round:
+
+* ``warm``: the source is read into the page cache before each copy;
+* ``cold``: ``sync; echo 3 > /proc/sys/vm/drop_caches`` before each copy and each rescan, as a
+  migration meets its source (needs root).
+
+Before each copy the previous target is deleted and the disk left to settle (deleting a large
+tree on a filesystem mounted with ``discard`` slows the writes that follow). Figures are medians
+with their ranges (min to max) over the rounds, and ferry's time over each tool's, round by round.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.serving import FerryServer, ferry_server
 
 MiB = 1024 * 1024
+#: Settling: the disk counts as quiet after this many seconds without a write or a discard,
+#: waited for at most the second.
+QUIET_SECONDS, SETTLE_LIMIT = 1.0, 30.0
 
 
 def generate(root: Path, files: int, dirs: int, large: int) -> None:
@@ -52,14 +69,41 @@ def warm(root: Path) -> None:
                     pass
 
 
-def run_ferry(
-    server: FerryServer, source: Path, target: Path, durability: str = "none"
-) -> tuple[float, dict[str, Any]]:
+def drop_caches() -> None:
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def _sectors_moved() -> int:
+    """Sectors written and discarded on every disk (a deleted tree is discarded after the fact)."""
+    total = 0
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 9 and not fields[2].startswith(("loop", "ram", "zram")):
+            total += int(fields[9]) + (int(fields[16]) if len(fields) > 16 else 0)
+    return total
+
+
+def settle() -> None:
+    """``sync``, then wait (bounded) until no disk has written or discarded for ``QUIET_SECONDS``."""
+    subprocess.run(["sync"], check=True)
+    deadline = time.monotonic() + SETTLE_LIMIT
+    last, quiet_since = _sectors_moved(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_SECONDS:
+        time.sleep(0.1)
+        now = _sectors_moved()
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+
+
+def run_ferry(server: FerryServer, source: Path, target: Path, options: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """Copy ``source`` to ``target`` through ferry's API (an incremental pass if it ran before).
 
     Returns the seconds from the request to COMPLETED, and the final progress.
     """
-    body = {"kind": "files", "source": str(source), "target": str(target), "options": {"durability": durability}}
+    body: dict[str, Any] = {"kind": "files", "source": str(source), "target": str(target)}
+    if options:
+        body["options"] = options
     seconds, migration = server.copy(f"bench-{target.name}", body)
     return seconds, dict(migration["progress"])
 
@@ -69,55 +113,66 @@ def timed(label: str, action: Callable[[], object]) -> float:
     started = time.perf_counter()
     result = action()
     seconds = result if isinstance(result, float) else time.perf_counter() - started
-    print(f"  {label:<34} {seconds:8.2f} s", flush=True)
+    print(f"  {label:<40} {seconds:8.2f} s", flush=True)
     return seconds
 
 
-def compare(server: FerryServer, workdir: Path, files: int, dirs: int, large: int, rounds: int) -> None:
-    source = workdir / "source"
-    print(f"generating {files} files in {dirs} directories and {large} x 16 MiB in {source}", flush=True)
-    generate(source, files, dirs, large)
-    subprocess.run(["sync"], check=True)
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def compare(
+    server: FerryServer, workdir: Path, source: Path, caches: list[str], rounds: int, options: dict[str, Any]
+) -> None:
     tools = {
-        "ferry": lambda dst: run_ferry(server, source, dst)[0],
+        "ferry": lambda dst: run_ferry(server, source, dst, options)[0],
         "rsync -a": lambda dst: subprocess.run(["rsync", "-a", f"{source}/", f"{dst}/"], check=True),
         "rclone copy": lambda dst: subprocess.run(
             ["rclone", "copy", "--transfers", "4", "--checkers", "8", "--links", str(source), str(dst)],
             check=True, capture_output=True,
         ),
     }  # fmt: skip
-    # This machine's filesystem speed drifts a lot (deleting a tree makes the next writes slow):
-    # tools take turns, in a rotating order, and each keeps its best round. Each copy starts with
-    # the source in the page cache, whatever the tool before it did to the cache.
-    results: dict[str, tuple[float, float]] = {}
+    # Tools take turns in a rotating order, so that a drift of the machine's speed falls on all.
+    times: dict[tuple[str, str, str], list[float]] = {}
     names = list(tools)
     for round_number in range(rounds):
-        print(f"round {round_number + 1} of {rounds}", flush=True)
-        for name in names[round_number % len(names) :] + names[: round_number % len(names)]:
-            copy, target = tools[name], workdir / f"target-{name.split()[0]}"
-            shutil.rmtree(target, ignore_errors=True)
-            subprocess.run(["sync"], check=True)
-            warm(source)
-            first = timed(f"{name}: copy", lambda copy=copy, target=target: copy(target))
-            second = timed(f"{name}: no-op rescan", lambda copy=copy, target=target: copy(target))
-            best = results.get(name, (first, second))
-            results[name] = (min(best[0], first), min(best[1], second))
-    ferry_copy, ferry_scan = results["ferry"]
-    print(f"\nbest of {rounds}, seconds (copy / no-op rescan), and ferry's time as a ratio of each tool's:")
-    for name, (first, second) in results.items():
-        ratios = f"{ferry_copy / first:5.2f} / {ferry_scan / second:5.2f}"
-        print(f"  {name:<12} {first:7.2f} / {second:6.2f}   ratio {ratios}")
+        for cache in caches:
+            print(f"round {round_number + 1} of {rounds}, {cache} source", flush=True)
+            prepare = drop_caches if cache == "cold" else lambda: warm(source)
+            for name in names[round_number % len(names) :] + names[: round_number % len(names)]:
+                copy, target = tools[name], workdir / f"target-{name.split()[0]}"
+                shutil.rmtree(target, ignore_errors=True)
+                settle()
+                prepare()
+                first = timed(f"{name}: copy, {cache}", lambda copy=copy, target=target: copy(target))
+                if cache == "cold":
+                    drop_caches()
+                second = timed(f"{name}: no-op rescan, {cache}", lambda copy=copy, target=target: copy(target))
+                times.setdefault((cache, name, "copy"), []).append(first)
+                times.setdefault((cache, name, "rescan"), []).append(second)
+    print(f"\n{rounds} rounds; seconds as median (min-max); ferry/tool ratios are taken round by round")
+    print(f"ferry options: {json.dumps(options) if options else 'the defaults'}")
+    for cache in caches:
+        print(f"{cache} source:")
+        for name in names:
+            copy_s, scan_s = times[(cache, name, "copy")], times[(cache, name, "rescan")]
+            line = f"  {name:<12} copy {spread(copy_s)}   no-op rescan {spread(scan_s)}"
+            if name != "ferry":
+                ratio_copy = [f / t for f, t in zip(times[(cache, "ferry", "copy")], copy_s, strict=True)]
+                ratio_scan = [f / t for f, t in zip(times[(cache, "ferry", "rescan")], scan_s, strict=True)]
+                line += f"   ferry/{name.split()[0]}: copy {spread(ratio_copy)}, rescan {spread(ratio_scan)}"
+            print(line, flush=True)
 
 
-def million(server: FerryServer, workdir: Path, files: int = 1_000_000) -> None:
+def million(server: FerryServer, workdir: Path, files: int, options: dict[str, Any]) -> None:
     """1M files (directories of 1000), copied then rescanned by a ferry serve; its peak RSS."""
     source, target = workdir / "million", workdir / "million-target"
     if not source.exists():
         print(f"generating {files} files ...", flush=True)
         generate(source, files, max(1, files // 1000), 0)
     shutil.rmtree(target, ignore_errors=True)
-    copy_s, copied = run_ferry(server, source, target)
-    scan_s, scanned = run_ferry(server, source, target)
+    copy_s, copied = run_ferry(server, source, target, options)
+    scan_s, scanned = run_ferry(server, source, target, options)
     print(f"  copy {copy_s:.1f} s ({int(copied['filesCopied']) / copy_s:.0f} files/s)")
     print(f"  no-op scan {scan_s:.1f} s ({int(scanned['filesScanned']) / scan_s:.0f} files/s)")
     print(f"  peak RSS of ferry serve: {server.peak_rss_mb():.0f} MB")
@@ -128,21 +183,30 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where trees go (default: a temp dir)")
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--dirs", type=int, default=300)
-    parser.add_argument("--large", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the comparison; each tool's best counts")
+    parser.add_argument("--large", type=int, default=8, help="files of 16 MiB")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the comparison")
+    parser.add_argument("--cache", choices=["warm", "cold", "both"], default="both")
+    parser.add_argument("--ferry-options", type=json.loads, default={}, help='JSON, e.g. \'{"durability": "none"}\'')
     parser.add_argument("--million", action="store_true", help="also the 1M-file run (long)")
     parser.add_argument("--million-files", type=int, default=1_000_000, help="its size, for a shorter try")
     parser.add_argument("--skip-compare", action="store_true", help="only the 1M-file run")
     args = parser.parse_args()
+    caches = ["warm", "cold"] if args.cache == "both" else [args.cache]
+    if "cold" in caches and os.geteuid() != 0:
+        parser.error("a cold source needs root (to drop the page cache); run as root or with --cache warm")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ferry-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
     try:
         with ferry_server([workdir]) as server:
             if not args.skip_compare:
-                compare(server, workdir, args.files, args.dirs, args.large, args.rounds)
+                source = workdir / "source"
+                if not source.exists():
+                    print(f"generating {args.files} files in {args.dirs} directories and {args.large} x 16 MiB")
+                    generate(source, args.files, args.dirs, args.large)
+                compare(server, workdir, source, caches, args.rounds, args.ferry_options)
             if args.million:
-                million(server, workdir, args.million_files)
+                million(server, workdir, args.million_files, args.ferry_options)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

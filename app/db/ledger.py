@@ -6,7 +6,8 @@ Who calls what::
                             reset, delete, edit, open_verification
     a node's coordinator    sync (heartbeat, read and acknowledge its grants), save_progress,
                             record_outcome, close_verification, findings, fenced
-    the leader's coordinator lead (take over dead nodes' jobs, admit, place, publish grants)
+    the leader's coordinator app.db.leading.lead (take over dead nodes' jobs, admit, place,
+                            publish grants), with the helpers here
 
 Every state change goes through :func:`app.policy.states.next_state`. A job being run is held by
 one node under a *lease*: ``owner`` names the node and ``lease_epoch`` grows each time the lease
@@ -20,22 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.db.jobs import PRIORITY_RANK
-from app.db.models import CopyJobRow, DiscrepancyRow, NodeRow, VerificationRow, WorkItemRow, utcnow
+from app.db.leases import VERIFY, FencedDatabase, Lease, fence, lease_of
+from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, WorkItemRow, utcnow
 from app.db.nodes import NodeRegistry
 from app.db.session import Database
-from app.policy.allocation import Claim, PoolPolicy, Priority, allocate, serving_order
-from app.policy.cluster import Held, NodeLoad, place, publishable
-from app.policy.states import Action, State, TransitionRefused, next_state
+from app.policy.allocation import Claim, Priority
+from app.policy.states import Action, State, next_state
 
-COPY, VERIFY = "copy", "verify"
 #: The ``work_items`` bucket of requests for the node that runs a job (rescan this directory).
 INBOX = "inbox:region"
 
@@ -54,17 +52,6 @@ class Busy(Exception):
 
 class StateChanged(Exception):
     """The job changed state between reading and writing: the caller may try again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What a run must hold to write anything about its job."""
-
-    job_id: str
-    node_id: str
-    epoch: int
-    run_number: int
-    purpose: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,33 +81,13 @@ class RunReport:
     units_failed: int
 
 
-@dataclass(slots=True)
-class LeaderReport:
-    """What a leader round did, for the log."""
-
-    taken_over: dict[str, list[str]] = field(default_factory=dict)  # dead node -> its jobs
-    admitted: dict[str, str] = field(default_factory=dict)  # job -> node
-    placed: dict[str, str] = field(default_factory=dict)  # job -> node
-    grants: dict[str, int] = field(default_factory=dict)  # changed grants only
-
-
 def claim_of(row: CopyJobRow) -> Claim:
     started = row.started_at or row.created_at
     return Claim(row.id, Priority[row.priority], started.timestamp(), row.scan_percentage)
 
 
-def _lease_of(row: CopyJobRow) -> Lease:
-    assert row.owner is not None
-    return Lease(row.id, row.owner, row.lease_epoch, row.run_number, row.run_purpose or COPY)
-
-
-def _fence(lease: Lease) -> Any:
-    return (
-        (CopyJobRow.id == lease.job_id) & (CopyJobRow.owner == lease.node_id) & (CopyJobRow.lease_epoch == lease.epoch)
-    )
-
-
-def _released() -> dict[str, Any]:
+def released() -> dict[str, Any]:
+    """The columns of a job no node holds."""
     return {"owner": None, "run_purpose": None, "granted": 0, "grant_applied": 0, "active": 0}
 
 
@@ -171,7 +138,7 @@ class JobLedger:
                 if empty_progress is not None:
                     values["progress"] = empty_progress
                 session.execute(delete(WorkItemRow).where(WorkItemRow.job_id == job_id))
-            if not _move(session, job_id, before, new, **values):
+            if not move(session, job_id, before, new, **values):
                 raise StateChanged(job_id)
             session.refresh(row)
             return before, row
@@ -188,7 +155,7 @@ class JobLedger:
             for state in (State.SCHEDULED, State.RUNNING):
                 rows = session.scalars(select(CopyJobRow).where(CopyJobRow.state == state.value).with_for_update())
                 for row in rows.all():
-                    if _move(session, row.id, state, next_state(state, Action.STOP)):
+                    if move(session, row.id, state, next_state(state, Action.STOP)):
                         session.refresh(row)
                         stopped.append((state, row))
         return stopped
@@ -198,7 +165,7 @@ class JobLedger:
             row = self._row(session, job_id, lock=True)
             _refuse_if_held(row, Action.RESET)
             before = State(row.state)
-            moved = _move(
+            moved = move(
                 session,
                 job_id,
                 before,
@@ -250,7 +217,7 @@ class JobLedger:
             session.execute(delete(VerificationRow).where(VerificationRow.job_id == job_id))
             session.add(VerificationRow(job_id=job_id, status="RUNNING", started_at=utcnow(), counts={}))
             session.flush()
-            return row, _lease_of(row)
+            return row, lease_of(row)
 
     # -- a node's writes about its runs --------------------------------------------------------
 
@@ -270,7 +237,7 @@ class JobLedger:
                 report = reports.get(row.id, RunReport(0, 0, 0))
                 row.grant_applied, row.active = row.granted, report.active
                 row.units_completed, row.units_failed = report.units_completed, report.units_failed
-                owned.append(Owned(_lease_of(row), State(row.state), row.granted, claim_of(row)))
+                owned.append(Owned(lease_of(row), State(row.state), row.granted, claim_of(row)))
             return Sync(alive, owned if alive else [])
 
     def save_progress(self, entries: Iterable[tuple[Lease, dict[str, Any], dict[str, Any] | None]]) -> set[str]:
@@ -301,11 +268,11 @@ class JobLedger:
         RUNNING and another node, or this one after a restart, takes it from the checkpoint).
         False when the lease was lost: then nothing at all is written.
         """
-        values: dict[str, Any] = {"progress": progress, **_released()}
+        values: dict[str, Any] = {"progress": progress, **released()}
         if checkpoint is not None:
             values["checkpoint"] = checkpoint
         with self.db.session() as session:
-            row = session.scalars(select(CopyJobRow).where(_fence(lease)).with_for_update()).first()
+            row = session.scalars(select(CopyJobRow).where(fence(lease)).with_for_update()).first()
             if row is None:
                 return False
             action = {"COMPLETED": Action.COMPLETE, "FAILED": Action.FAIL}.get(outcome)
@@ -318,13 +285,13 @@ class JobLedger:
                 else:
                     values["error"] = error
             elif row.run_number != lease.run_number:
-                values = _released()  # a reset or fresh pass came after: keep only the release
-            session.execute(update(CopyJobRow).where(_fence(lease)).values(**values))
+                values = released()  # a reset or fresh pass came after: keep only the release
+            session.execute(update(CopyJobRow).where(fence(lease)).values(**values))
             return True
 
     def close_verification(self, lease: Lease, ok: bool, counts: dict[str, Any], error: str | None) -> bool:
         with self.db.session() as session:
-            if not _write(session, lease, **_released()):
+            if not _write(session, lease, **released()):
                 return False
             report = session.get(VerificationRow, lease.job_id)
             if report is not None:
@@ -371,144 +338,6 @@ class JobLedger:
         """A database for the run's engine: each transaction first checks the lease."""
         return FencedDatabase(self.db, lease)
 
-    # -- the leader's round --------------------------------------------------------------------
-
-    def lead(
-        self,
-        registry: NodeRegistry,
-        epoch: int | None,
-        term: timedelta,
-        policy: PoolPolicy,
-        max_running: int,
-    ) -> tuple[int | None, LeaderReport]:
-        """One round of the leader, in one transaction: nothing of it lands unless it still leads.
-
-        Take over dead nodes' jobs, admit SCHEDULED jobs while the cluster-wide running limit
-        allows and place them (and jobs let go at shutdown) on the least loaded live nodes, then
-        publish grants that keep the threads at work within ``policy.limit``.
-        """
-        report = LeaderReport()
-        with self.db.session() as session:
-            epoch = registry.lead(session, epoch, term)
-            if epoch is None:
-                return None, report
-            self._take_over(session, registry, report)
-            live = [node for node in registry.live_nodes(session) if not node.draining]
-            owned = session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None))).all()
-            loads = {node.node_id: NodeLoad(node.node_id, 0, 0) for node in live}
-            for row in owned:
-                if row.owner in loads:
-                    load = loads[row.owner]
-                    loads[row.owner] = NodeLoad(load.node_id, load.running + 1, load.granted + row.granted)
-            nodes = list(loads.values())
-            self._admit(session, nodes, max_running, report)
-            self._place_orphans(session, nodes, report)
-            self._publish(session, policy, report)
-            return epoch, report
-
-    @staticmethod
-    def _take_over(session: Session, registry: NodeRegistry, report: LeaderReport) -> None:
-        dead = registry.dead_nodes(session)
-        known = set(session.scalars(select(NodeRow.node_id)).all())
-        orphaned = session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
-        for row in orphaned:
-            if row.owner in dead or row.owner not in known:
-                report.taken_over.setdefault(row.owner or "?", []).append(row.id)
-                if row.run_purpose == VERIFY:
-                    verification = session.get(VerificationRow, row.id)
-                    if verification is not None and verification.status == "RUNNING":
-                        verification.status, verification.completed_at = "FAILED", utcnow()
-                        verification.error = f"node {row.owner} stopped during the verification; verify again"
-                for key, value in _released().items():
-                    setattr(row, key, value)
-        if dead:
-            registry.bury(session, dead)
-
-    @staticmethod
-    def _admit(session: Session, nodes: list[NodeLoad], max_running: int, report: LeaderReport) -> None:
-        if not nodes:
-            return
-        running = session.scalar(select(func.count()).where(CopyJobRow.state == State.RUNNING.value)) or 0
-        room = None if max_running == 0 else max(0, max_running - running)
-        if room == 0:
-            return
-        waiting = session.scalars(
-            select(CopyJobRow)
-            .where(CopyJobRow.state == State.SCHEDULED.value, CopyJobRow.owner.is_(None))
-            .order_by(PRIORITY_RANK, CopyJobRow.created_at, CopyJobRow.id)
-            .limit(room)
-            .with_for_update()
-        ).all()
-        placement = place([row.id for row in waiting], nodes)
-        now = utcnow()
-        running_state = next_state(State.SCHEDULED, Action.ADMIT)
-        for row in waiting:
-            node_id = placement[row.id]
-            values = {"owner": node_id, "run_purpose": COPY, "lease_epoch": row.lease_epoch + 1}
-            values.update(started_at=now, completed_at=None, error=None, heartbeat_at=now)
-            values.update(granted=0, grant_applied=0, active=0, units_completed=0, units_failed=0)
-            if _move(session, row.id, State.SCHEDULED, running_state, **values):
-                report.admitted[row.id] = node_id
-        _shift(nodes, report.admitted.values())
-
-    @staticmethod
-    def _place_orphans(session: Session, nodes: list[NodeLoad], report: LeaderReport) -> None:
-        if not nodes:
-            return
-        orphans = session.scalars(
-            select(CopyJobRow)
-            .where(CopyJobRow.state == State.RUNNING.value, CopyJobRow.owner.is_(None))
-            .order_by(PRIORITY_RANK, CopyJobRow.started_at, CopyJobRow.id)
-            .with_for_update()
-        ).all()
-        placement = place([row.id for row in orphans], nodes)
-        for row in orphans:
-            row.owner, row.run_purpose, row.lease_epoch = placement[row.id], COPY, row.lease_epoch + 1
-            row.granted = row.grant_applied = row.active = row.units_completed = row.units_failed = 0
-            report.placed[row.id] = placement[row.id]
-
-    @staticmethod
-    def _publish(session: Session, policy: PoolPolicy, report: LeaderReport) -> None:
-        session.flush()
-        rows = session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
-        claimants = [row for row in rows if row.run_purpose == VERIFY or row.state == State.RUNNING.value]
-        claims = [claim_of(row) for row in claimants]
-        targets = {job: grant.granted for job, grant in allocate(claims, policy).items()}
-        held = {row.id: Held(row.granted, row.grant_applied, row.active) for row in rows}
-        order = [claim.job_id for claim in serving_order(claims)]
-        published = publishable(order, targets, held, policy.limit)
-        for row in rows:
-            new = published.get(row.id, 0)
-            if new != row.granted:
-                row.granted = new
-                report.grants[row.id] = new
-
-
-class FencedDatabase(Database):
-    """The engine's database: every transaction holds the lease, or raises :class:`LeaseLost`.
-
-    The job's row is read FOR SHARE first, so a takeover (which updates that row) waits until
-    the transaction ends, and a transaction begun after a takeover sees it and writes nothing.
-    """
-
-    def __init__(self, db: Database, lease: Lease) -> None:
-        self.url = db.url
-        self.engine = db.engine
-        self._sessions = db._sessions
-        self.lease = lease
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            held = session.scalar(select(CopyJobRow.id).where(_fence(self.lease)).with_for_update(read=True))
-            if held is None:
-                raise LeaseLost(self.lease.job_id)
-            yield session
-
-
-class LeaseLost(Exception):
-    """This node no longer holds the job's lease: another node runs it now."""
-
 
 def _inbox(job_id: str) -> tuple[Any, Any]:
     return WorkItemRow.job_id == job_id, WorkItemRow.bucket == INBOX
@@ -522,7 +351,7 @@ def _refuse_if_held(row: CopyJobRow, action: Action) -> None:
     raise Busy(row.id, doing)
 
 
-def _move(session: Session, job_id: str, expected: State, new: State, **values: Any) -> bool:
+def move(session: Session, job_id: str, expected: State, new: State, **values: Any) -> bool:
     result = session.execute(
         update(CopyJobRow)
         .where(CopyJobRow.id == job_id, CopyJobRow.state == expected.value)
@@ -535,35 +364,11 @@ def _move(session: Session, job_id: str, expected: State, new: State, **values: 
 def _write(session: Session, lease: Lease, **values: Any) -> bool:
     result = session.execute(
         update(CopyJobRow)
-        .where(_fence(lease), CopyJobRow.run_number == lease.run_number)
+        .where(fence(lease), CopyJobRow.run_number == lease.run_number)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _shift(nodes: list[NodeLoad], placed: Iterable[str]) -> None:
-    """Count placements made this round against their nodes, for the next placement."""
-    counts: dict[str, int] = {}
-    for node_id in placed:
-        counts[node_id] = counts.get(node_id, 0) + 1
-    for i, node in enumerate(nodes):
-        nodes[i] = NodeLoad(node.node_id, node.running + counts.get(node.node_id, 0), node.granted)
-
-
-__all__ = [
-    "COPY",
-    "VERIFY",
-    "Busy",
-    "FencedDatabase",
-    "JobLedger",
-    "Lease",
-    "LeaseLost",
-    "NoSuchJob",
-    "Owned",
-    "RunReport",
-    "StateChanged",
-    "Sync",
-    "TransitionRefused",
-    "claim_of",
-]
+__all__ = ["Busy", "JobLedger", "NoSuchJob", "Owned", "RunReport", "StateChanged", "Sync", "claim_of"]

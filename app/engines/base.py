@@ -7,7 +7,8 @@ reports back. Everything an engine needs from the service arrives in a :class:`J
 Lifecycle of one run (the pool drives it; see :mod:`app.pool.run`)::
 
     engine.validate(...)            at creation, on the web thread: cheap checks, raise InvalidField
-    run = engine.open(ctx)          on a pool thread: connect, restore ctx.checkpoint
+    run = engine.open(ctx)          on a pool thread: connect, restore ctx.checkpoint; raise
+                                    Unreachable to be tried again later, holding no thread
     run.next_unit() -> Unit|None    repeatedly, never blocking for long
     unit.run(slot)                  on a pool thread; raise to report failure
     run.unit_finished(unit, error)  on the same thread, right after
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from app.db.session import Database
-    from app.pool.bandwidth import BandwidthLimiter
+    from app.engines.bandwidth import BandwidthLimiter
 
 
 class Purpose(StrEnum):
@@ -50,6 +51,23 @@ class JobFailed(Exception):
 
     Any other exception from a unit is the engine's to handle in ``unit_finished`` (count, retry).
     """
+
+
+class Unreachable(Exception):
+    """Raised by ``open`` when an endpoint cannot be reached at the connection level (refused,
+    no socket, no answer), as opposed to a definite refusal (no such export, wrong size).
+
+    The pool tries to open the run again after ``retry_delay`` seconds, doubling, for up to
+    ``timeout`` seconds; meanwhile the job stays RUNNING and holds no thread (SPEC section 3).
+    """
+
+    def __init__(self, what: str, reason: str, *, retry_delay: float, timeout: float) -> None:
+        super().__init__(f"{what}: {reason}")
+        #: What is waited for, for the operator: ``the source nbd+unix:///?socket=...``.
+        self.what = what
+        self.reason = reason
+        self.retry_delay = retry_delay
+        self.timeout = timeout
 
 
 @dataclass(frozen=True, slots=True)

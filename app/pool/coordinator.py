@@ -29,15 +29,17 @@ from typing import Any
 import structlog
 
 from app.db import jobs as job_queries
-from app.db.ledger import COPY, VERIFY, JobLedger, Lease, Owned, RunReport, Sync, claim_of
+from app.db import leading
+from app.db.leases import COPY, VERIFY, Lease
+from app.db.ledger import JobLedger, Owned, RunReport, Sync, claim_of
 from app.db.models import CopyJobRow
 from app.db.nodes import NodeRegistry
 from app.db.properties import load_config
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import Engine, Finding, JobContext, JobRun, JobSpec, Purpose, RescansRegions, Unit
 from app.policy.properties import DEFAULT_CONFIG, RuntimeConfig
 from app.policy.states import State
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import PoolSnapshot, RunStats, ScanPool, UnitObserver
 from app.pool.rates import RateWindow
 from app.pool.run import Outcome, RunHandle, StopReason
@@ -50,6 +52,7 @@ TICK = 0.25  #: seconds between coordinator ticks
 SAVE_EVERY = 2.0  #: seconds between progress/checkpoint saves
 CONFIG_EVERY = 1.0  #: seconds between property reloads from the database
 RETRY_AFTER_ERROR = 1.0  #: seconds a failed tick waits before the next
+THROUGHPUT_WINDOWS = (10, 60, 300)  #: seconds covered by /stats/throughputSummary
 
 
 class Coordinator:
@@ -176,6 +179,11 @@ class Coordinator:
             return None
         return run.progress_fields()
 
+    def notice(self, job_id: str) -> str | None:
+        """What a running job waits for (an unreachable server), shown in its ``error``."""
+        run = self.pool.get(job_id)
+        return run.notice if run is not None else None
+
     def purpose_of(self, job_id: str) -> Purpose | None:
         lease = self._leases.get(job_id)
         if lease is None:
@@ -261,6 +269,10 @@ class Coordinator:
             "runningMigrations": len(snapshot.runs),
             "draining": self._draining,
             "totals": self.totals.current(live),
+            "throughput": {
+                str(seconds): [self.throughput["bytes"].increase(seconds), self.throughput["files"].increase(seconds)]
+                for seconds in THROUGHPUT_WINDOWS
+            },
         }
 
     def _sync(self, started: float) -> None:
@@ -358,7 +370,7 @@ class Coordinator:
             return
         term = timedelta(seconds=max(1.0, min(5.0, self.node_lease / 3)))
         was = self._leader_epoch
-        epoch, report = self.ledger.lead(self.registry, was, term, self.config.pool, self.config.max_running)
+        epoch, report = leading.lead(self.db, self.registry, was, term, self.config.pool, self.config.max_running)
         self._leader_epoch = epoch
         if epoch is not None and epoch != was:
             log.info("leading the cluster", action="leader_elected", node=self.node_id, epoch=epoch)
@@ -469,12 +481,20 @@ class Coordinator:
                 units_failed=stats.units_failed if stats else row.units_failed,
                 progress=progress,
             )
-        totals = dict(self._node_stats()["totals"])
+        mine = self._node_stats()
+        totals = dict(mine["totals"])
+        throughput = {int(window): list(pair) for window, pair in mine["throughput"].items()}
         for node in nodes:
-            if node.node_id != self.node_id:
-                for key, value in (node.stats.get("totals") or {}).items():
-                    totals[key] = totals.get(key, 0) + int(value)
-        self.view = ClusterView(self.node_id, jobs, counts, nodes, totals)
+            if node.node_id == self.node_id:
+                continue
+            for key, value in (node.stats.get("totals") or {}).items():
+                totals[key] = totals.get(key, 0) + int(value)
+            for window, (moved, files) in (node.stats.get("throughput") or {}).items():
+                pair = throughput.setdefault(int(window), [0.0, 0.0])
+                pair[0], pair[1] = pair[0] + moved, pair[1] + files
+        self.view = ClusterView(
+            self.node_id, jobs, counts, nodes, totals, {window: (p[0], p[1]) for window, p in throughput.items()}
+        )
         if self.config.bandwidth_limit:
             self._apply_bandwidth()
 

@@ -8,7 +8,9 @@ Rules this class enforces (SPEC sections 4 and 8):
   pool's active count is below ``global.scan.limit``, and the node still holds its leases
   (``may_start``: a node that could not renew them in time starts nothing);
 * a smaller grant therefore takes effect as units finish; nothing is interrupted;
-* the number of threads follows ``min(limit, sum of grants)``: surplus threads exit when idle.
+* the number of threads follows ``min(limit, sum of grants)``: surplus threads exit when idle;
+* a run waiting to open again (its server unreachable) claims nothing and gets no thread until
+  its next try is due; a timer then gives it its grant back.
 """
 
 from __future__ import annotations
@@ -146,14 +148,19 @@ class ScanPool:
 
     def _rebalance(self) -> None:
         # A stopping run starts no more units, so it is granted nothing; the pool-wide limit on
-        # threads at work still counts its units in flight.
+        # threads at work still counts its units in flight. Nor is a run waiting to open.
+        now = time.monotonic()
         if not self._cluster_grants:
-            claims = (run.claim for run in self._runs.values() if run.stop_reason is None)
+            claims = (run.claim for run in self._runs.values() if run.stop_reason is None and not _waiting(run, now))
             self._granted = {job: grant.granted for job, grant in allocate(claims, self._policy).items()}
         for run in self._runs.values():
             percentage, source = percentage_of(run.claim, self._policy)
-            granted = 0 if run.stop_reason is not None else self._granted.get(run.job_id, 0)
-            run.grant = Grant(percentage, source, requested_threads(percentage, self._policy), granted)
+            requested = requested_threads(percentage, self._policy)
+            # Never more than the policy in force here allows: a shrink applies before the
+            # leader's next grants reach this node.
+            idle = run.stop_reason is not None or _waiting(run, now)
+            granted = 0 if idle else min(self._granted.get(run.job_id, 0), requested)
+            run.grant = Grant(percentage, source, requested, granted)
         ordered = serving_order(run.claim for run in self._runs.values())
         self._order = [self._runs[claim.job_id] for claim in ordered]
         self._spawn_threads()
@@ -186,7 +193,7 @@ class ScanPool:
             return None
         now = time.monotonic()
         for run in self._order:
-            if run.active < run.grant.granted and run.starved_until <= now:
+            if run.active < run.grant.granted and run.starved_until <= now and not _waiting(run, now):
                 run.active += 1
                 self._active += 1
                 self.peak_active = max(self.peak_active, self._active)
@@ -221,7 +228,11 @@ class ScanPool:
             finally:
                 with self._cond:
                     self._release(run)
-                    if unit is None:
+                    due = run.waiting_until() if unit is not None else None
+                    if due is not None:  # its open failed: its threads go to others meanwhile
+                        self._rebalance()
+                        self._wake_at(due)
+                    elif unit is None:
                         run.starved_until = time.monotonic() + IDLE_WAIT
                     else:
                         # The unit may have made more work, of its run or (by freeing a
@@ -229,6 +240,16 @@ class ScanPool:
                         for other in self._runs.values():
                             other.starved_until = 0.0
                         self._cond.notify()
+
+    def _wake_at(self, due: float) -> None:
+        """Give runs waiting to open their grants back once ``due`` (monotonic) has come."""
+        timer = threading.Timer(max(0.0, due - time.monotonic()), self._due)
+        timer.name, timer.daemon = "ferry-pool-alarm", True
+        timer.start()
+
+    def _due(self) -> None:
+        with self._cond:
+            self._rebalance()
 
     # -- reading and closing -------------------------------------------------------------------
 
@@ -269,3 +290,8 @@ class ScanPool:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in threads)
+
+
+def _waiting(run: RunHandle, now: float) -> bool:
+    due = run.waiting_until()
+    return due is not None and due > now

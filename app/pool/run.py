@@ -1,7 +1,10 @@
 """One job running in the pool: its phase, its threads, and the units it hands out.
 
 A run goes OPENING -> COPYING -> FINISHING -> DONE, with ``open`` and ``finish`` executed as
-units of their own so that no engine I/O ever happens on the coordinator or a web thread. A stop
+units of their own so that no engine I/O ever happens on the coordinator or a web thread. When
+``open`` finds a source or target unreachable (:class:`Unreachable`) the run goes WAITING: it
+hands out no unit, and claims no thread, until its next try is due (the engine's backoff, until
+its timeout), then OPENING again; meanwhile :attr:`RunHandle.notice` says what it waits for. A stop
 (user or shutdown) or a failure stops the handing out of units; the run is *settled* once
 nothing is in flight, and the coordinator then records the outcome.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,16 +21,19 @@ from typing import Any
 
 import structlog
 
-from app.db.ledger import LeaseLost
-from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, WorkerSlot
+from app.db.leases import LeaseLost
+from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, Unreachable, WorkerSlot
 from app.policy.allocation import Claim, Grant, Priority
 from app.pool.rates import RateWindow
+from app.pool.reopen import Reopen
 
 log = structlog.get_logger(__name__)
 
 
 class Phase(StrEnum):
     OPENING = "OPENING"
+    #: ``open`` found an endpoint unreachable: no unit until ``retry_at``, then OPENING again.
+    WAITING = "WAITING"
     COPYING = "COPYING"
     FINISHING = "FINISHING"
     DONE = "DONE"
@@ -95,6 +102,7 @@ class RunHandle:
         #: Until this monotonic time workers skip the run: it had no unit to give. Cleared as
         #: soon as work may have appeared (a unit finished, the engine woke the pool).
         self.starved_until = 0.0
+        self._reopen = Reopen()
         self._initial_progress = initial_progress
         self._open_issued = False
         self._settled_reported = False
@@ -114,6 +122,10 @@ class RunHandle:
         with self._lock:
             if self.stop_reason is not None or self.phase is Phase.DONE:
                 return None
+            if self.phase is Phase.WAITING:
+                if time.monotonic() < self._reopen.retry_at:
+                    return None
+                self.phase = Phase.OPENING
             if self.phase is Phase.OPENING:
                 if self._open_issued:
                     return None
@@ -166,10 +178,14 @@ class RunHandle:
 
     def _account(self, unit: Unit, error: BaseException | None) -> None:
         if isinstance(unit, _Open):
+            if isinstance(error, Unreachable):
+                self._wait_to_reopen(error)
+                return
             if error is not None:
                 raise JobFailed(_describe(error))
             with self._lock:
                 self.phase = Phase.COPYING
+                self._reopen.opened()
             return
         if isinstance(unit, _Finish):
             if error is not None:
@@ -181,6 +197,34 @@ class RunHandle:
             raise error
         assert self.engine_run is not None
         self.engine_run.unit_finished(unit, error)
+
+    def _wait_to_reopen(self, error: Unreachable) -> None:
+        """Go WAITING until the next try is due, or give up (JobFailed) when the time is up."""
+        now = time.monotonic()
+        with self._lock:
+            at = self._reopen.failed(error, now, time.time())
+            if at is not None:
+                self.phase = Phase.WAITING
+                self._open_issued = False
+        if at is None:
+            raise JobFailed(Reopen.give_up(error))
+        log.info("waiting to open", action="open_waiting", migration_id=self.job_id, waiting_for=error.what,
+                 reason=error.reason, next_try_seconds=round(at - now, 1))  # fmt: skip
+
+    def waiting_until(self) -> float | None:
+        """While WAITING (and not stopped): when the next try to open is due. The pool gives the
+        run no thread and no grant until then."""
+        with self._lock:
+            waiting = self.phase is Phase.WAITING and self.stop_reason is None
+            return self._reopen.retry_at if waiting else None
+
+    @property
+    def notice(self) -> str | None:
+        """What the run waits for, while its source or target cannot be reached; else None."""
+        with self._lock:
+            if self.phase not in (Phase.WAITING, Phase.OPENING):
+                return None
+            return self._reopen.notice(time.monotonic(), trying=self.phase is Phase.OPENING)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -245,8 +289,16 @@ class RunHandle:
         """The SPEC progress object: the engine's fields plus speed, ETA and percentage."""
         progress = self.progress()
         if progress is None:
-            return dict(self._initial_progress)
-        return derived_progress(progress, self.rate.rate(10.0), self.done_rate.rate(10.0))
+            # Not open (yet, or waiting for a server): the progress of the checkpoint, at rest.
+            fields = dict(self._initial_progress)
+            if fields:
+                fields.update(bytesPerSecond=0, etaSeconds=None)
+            return fields
+        fields = derived_progress(progress, self.rate.rate(10.0), self.done_rate.rate(10.0))
+        if self.settled() and self.outcome() is not Outcome.COMPLETED:
+            # Ended short of done (failed, stopped, shut down): what it records moves no more.
+            fields.update(bytesPerSecond=0, etaSeconds=None)
+        return fields
 
     def close(self) -> None:
         if self.engine_run is not None:

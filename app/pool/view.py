@@ -41,6 +41,8 @@ class ClusterView:
     nodes: list[NodeInfo] = field(default_factory=list)
     #: Service-wide counters (SPEC 5 ``totals``), summed over the live nodes.
     totals: dict[str, int] = field(default_factory=dict)
+    #: Bytes and files copied in the cluster over the last N seconds, per window N.
+    throughput: dict[int, tuple[float, float]] = field(default_factory=dict)
     sampled_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def node_of(self, job_id: str) -> str | None:

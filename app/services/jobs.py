@@ -20,7 +20,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.ledger import Busy, JobLedger, Lease, NoSuchJob, StateChanged, claim_of
+from app.db.leases import Lease
+from app.db.ledger import Busy, JobLedger, NoSuchJob, StateChanged, claim_of
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, utcnow
 from app.db.session import Database
 from app.engines.base import Engine, InvalidField, JobRun, LeavesPartials, Purpose, RescansRegions
@@ -63,6 +64,8 @@ class JobView:
     node: str | None = None
     #: The status of its latest verification (RUNNING, COMPLETED, FAILED), if any.
     verification: str | None = None
+    #: While RUNNING: what the run waits for (SPEC: said in ``error``), else None.
+    notice: str | None = None
 
 
 class Runner(Protocol):
@@ -79,6 +82,8 @@ class Runner(Protocol):
     def run_stats(self) -> dict[str, RunStats]: ...
 
     def live_progress(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def notice(self, job_id: str) -> str | None: ...
 
     def purpose_of(self, job_id: str) -> Purpose | None: ...
 
@@ -361,7 +366,7 @@ class JobService:
             granted = active = 0
         progress = self._runner.live_progress(row.id) or dict(row.progress)
         grant = Grant(percentage, source, requested, granted)
-        return JobView(row, progress, grant, active, row.owner, verification)
+        return JobView(row, progress, grant, active, row.owner, verification, self._runner.notice(row.id))
 
 
 def _row(session: Session, job_id: str) -> CopyJobRow:

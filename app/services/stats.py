@@ -17,11 +17,11 @@ from app.db.session import Database
 from app.policy.allocation import Priority, percentage_of, requested_threads
 from app.policy.percent import format_percent
 from app.policy.states import State
-from app.pool.coordinator import Coordinator
+from app.pool.coordinator import THROUGHPUT_WINDOWS, Coordinator
 from app.pool.view import ClusterView
 from app.services.history import MIGRATIONS_KEPT, History, Sample
 
-WINDOWS = (10, 60, 300)  #: seconds covered by /stats/throughputSummary
+WINDOWS = THROUGHPUT_WINDOWS
 
 
 class StatsService:
@@ -142,9 +142,9 @@ class StatsService:
 
     def throughput(self) -> dict[str, Any]:
         windows = []
+        view = self._coordinator.view
         for seconds in WINDOWS:
-            moved = self._coordinator.throughput["bytes"].increase(seconds)
-            files = self._coordinator.throughput["files"].increase(seconds)
+            moved, files = view.throughput.get(seconds, (0.0, 0.0))
             windows.append(
                 {
                     "seconds": seconds,

@@ -27,11 +27,12 @@ import pytest
 from app.db.ledger import JobLedger
 from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.disk import DiskEngine
+from app.engines.disk.options import parse_options
 from app.policy.allocation import Claim, Priority
 from app.policy.properties import DEFAULT_CONFIG
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import RunHandle
 from tests.conftest import need_real
@@ -104,6 +105,15 @@ class Servers:
                 revived += 1
         return revived
 
+    def halt(self, uri: str) -> None:
+        """Stop the nbdkit serving ``uri``, as a server goes down; :meth:`revive` brings it
+        back on the same socket, serving the same disk (given the same ``seed=``)."""
+        sock = uri.split("socket=", 1)[1]
+        for proc in self.procs:
+            if proc.args[0] == "nbdkit" and proc.args[proc.args.index("-U") + 1] == sock:
+                proc.terminate()
+                proc.wait(WAIT)
+
     def _start(self, cmd: list[str], sock: Path) -> str:
         self.procs.append(self._spawn(cmd, sock))
         return f"nbd+unix:///?socket={sock}"
@@ -163,10 +173,14 @@ class Driver:
 
     def start(self, source: str, target: str, options: dict[str, Any] | None = None, *,
               purpose: Purpose = Purpose.COPY, checkpoint: dict[str, Any] | None = None,
-              job_id: str | None = None) -> tuple[ScanPool, RunHandle]:  # fmt: skip
+              job_id: str | None = None, probe: bool = True) -> tuple[ScanPool, RunHandle]:  # fmt: skip
+        """``probe=False`` skips the servers' checks at creation (a server that is down)."""
         engine = DiskEngine()
         job_id = job_id or f"disk-{next(self.jobs)}"
-        normalised = engine.validate(source, target, options or {}, self.roots)
+        if probe:
+            normalised = engine.validate(source, target, options or {}, self.roots)
+        else:
+            normalised = parse_options(options).as_dict()
         self._record(job_id, source, target, normalised, purpose)
         spec = JobSpec(job_id, "disk", source, target, normalised)
         pool = ScanPool(DEFAULT_CONFIG.pool)

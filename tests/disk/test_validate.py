@@ -25,6 +25,11 @@ from .conftest import MiB, Servers
         ({"coalesceGap": "lots"}, "options.coalesceGap"),
         ({"maxRetries": -1}, "options.maxRetries"),
         ({"retryDelay": "soon"}, "options.retryDelay"),
+        ({"openTimeout": -1}, "options.openTimeout"),
+        ({"openTimeout": "later"}, "options.openTimeout"),
+        ({"openTimeout": 86401}, "options.openTimeout"),
+        ({"openTimeout": True}, "options.openTimeout"),
+        ({"openTimeout": "nan"}, "options.openTimeout"),
         ({"verify": "maybe"}, "options.verify"),
         ({"parallel": 1}, "options.parallel"),
         ({"changedExtents": [{"offset": 0}]}, "options.changedExtents[0]"),
@@ -45,7 +50,8 @@ def test_options_are_normalised_with_defaults() -> None:
     got = parse_options({"ChunkSize": "8MiB", "MODE": "full", "VERIFY": "TRUE", "retrydelay": 2}).as_dict()
     assert got == {
         "mode": "FULL", "dirtyBitmap": None, "changedExtents": None, "coalesceGap": MiB,
-        "chunkSize": 8 * MiB, "maxRetries": 3, "retryDelay": 2.0, "verify": True, "parallel": True,
+        "chunkSize": 8 * MiB, "maxRetries": 3, "retryDelay": 2.0, "openTimeout": 300.0, "verify": True,
+        "parallel": True,
     }  # fmt: skip
     assert parse_options(got).as_dict() == got  # stable when stored and read back
     assert parse_options({"changedExtents": [{"offset": 0, "length": 9}]}).mode == "INCREMENTAL"

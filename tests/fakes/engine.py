@@ -3,6 +3,8 @@
 Options: ``units`` (how many), ``unitSeconds`` (how long each sleeps), ``unitBytes`` (bytes each
 "copies"), ``failAt`` (a unit number that raises JobFailed), ``openSeconds``. It records the
 most units it ever saw running at once, per job and in all, so tests can check the pool's limits.
+Given only when set: ``unreachableTries`` (how many opens of each job raise Unreachable first),
+with ``retryDelay`` and ``openTimeout`` for the pool's backoff.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.engines.base import InvalidField, JobContext, JobFailed, Progress, WorkerSlot
+from app.engines.base import InvalidField, JobContext, JobFailed, Progress, Unreachable, WorkerSlot
 
 _DEFAULTS: dict[str, Any] = {"units": 20, "unitSeconds": 0.05, "unitBytes": 1000, "failAt": -1, "openSeconds": 0.0}
+_OPTIONAL = {"unreachableTries", "retryDelay", "openTimeout"}
 
 
 class Concurrency:
@@ -124,11 +127,12 @@ class FakeEngine:
         self.finished: list[str] = []
         self.closed: list[str] = []
         self.runs: dict[str, FakeRun] = {}
+        self.opens: dict[str, int] = {}
 
     def validate(
         self, source: str, target: str, options: Mapping[str, Any], allowed_roots: tuple[Path, ...]
     ) -> dict[str, Any]:
-        unknown = set(options) - set(_DEFAULTS)
+        unknown = set(options) - set(_DEFAULTS) - _OPTIONAL
         if unknown:
             raise InvalidField(f"options.{sorted(unknown)[0]}", "unknown option")
         for name, value in options.items():
@@ -139,6 +143,11 @@ class FakeEngine:
         return {**_DEFAULTS, **options}
 
     def open(self, ctx: JobContext) -> FakeRun:
+        job_id, options = ctx.spec.job_id, ctx.spec.options
+        self.opens[job_id] = self.opens.get(job_id, 0) + 1
+        if self.opens[job_id] <= int(options.get("unreachableTries", 0)):
+            delay, timeout = float(options.get("retryDelay", 0.2)), float(options.get("openTimeout", 60))
+            raise Unreachable("the fake server", "connection refused", retry_delay=delay, timeout=timeout)
         run = FakeRun(self, ctx)
         self.runs[ctx.spec.job_id] = run
         return run

@@ -1,8 +1,9 @@
 """Drive the files engine through the real pool, database and filesystem.
 
 ``harness.run(job)`` plays the coordinator's part: it adds a ``RunHandle`` to a ``ScanPool``,
-checkpoints every 0.2 s (the service does it every ~2 s) and waits, with a deadline, until the run
-is settled; then it takes the last checkpoint, closes the run and returns what happened.
+asks for the checkpoint summary every 0.2 s (the run writes checkpoints itself: every 0.2 s with
+the tests' tuning, 2 s by default) and waits, with a deadline, until the run is settled; then it
+takes the last summary, closes the run and returns what happened.
 """
 
 from __future__ import annotations
@@ -17,23 +18,25 @@ from typing import Any
 
 import pytest
 
-from app.db.ledger import COPY, VERIFY, JobLedger, Lease
+from app.db.leases import COPY, VERIFY, Lease
+from app.db.ledger import JobLedger
 from app.db.models import CopyJobRow, VerificationRow
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.engines.files import FilesEngine
 from app.engines.files.copy import is_temp
 from app.engines.files.tuning import Tuning
 from app.policy.allocation import Claim, PoolPolicy, Priority
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import Outcome, RunHandle, StopReason, derived_progress
+from tests.servers import free_port
 
 #: Small sizes so that tests exercise batches, ranges, multi-step listings and spills. Batches run
 #: on the pool threads, where tests can watch them (test_helpers.py covers helper processes).
 TEST_TUNING = Tuning(list_step=7, inline_files=3, inline_bytes=128 * 1024, batch_files=5, batch_bytes=256 * 1024,
                      range_size=64 * 1024,
-                     queue_bound=50, frontier_bound=6, refill=4, helpers=False)  # fmt: skip
+                     queue_bound=50, frontier_bound=6, refill=4, checkpoint_every=0.2, helpers=False)  # fmt: skip
 
 
 #: The lease the harness holds on its jobs, as a node would: engine writes are fenced by it.
@@ -128,6 +131,18 @@ class Harness:
 
     def close(self) -> None:
         assert self.pool.close(10.0)
+
+
+def serve_env(database_url: str, data: Path, node: str, **extra: str) -> dict[str, str]:
+    """The environment of a real ``ferry serve`` over ``data`` (its data dir and allowed root)."""
+    return {
+        **os.environ,
+        "FERRY_DATABASE_URL": database_url,
+        "FERRY_DATA_DIR": str(data),
+        "FERRY_PORT": str(free_port()),
+        "FERRY_NODE_ID": node,
+        **extra,
+    }
 
 
 @pytest.fixture

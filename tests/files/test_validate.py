@@ -34,7 +34,7 @@ def test_valid_definition_returns_normalised_options(roots: tuple[Path, ...]) ->
     options = ENGINE.validate(str(root / "src"), str(root / "new-target"),
                               {"SCANTYPE": "depth_first", "targetmatch": "true"}, roots)  # fmt: skip
     assert options == {"scanType": "DEPTH_FIRST", "actionPolicy": "OVERWRITE", "targetMatch": True,
-                       "exclusions": [], "durability": "file", "verifyContent": False}  # fmt: skip
+                       "exclusions": [], "durability": "checkpoint", "verifyContent": False}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from app.db.session import Database
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import JobContext, JobSpec, Purpose
 from app.policy.allocation import Claim, PoolPolicy, Priority
-from app.pool.bandwidth import BandwidthLimiter
 from app.pool.pool import ScanPool
 from app.pool.run import Outcome, RunHandle, StopReason
 from tests.fakes.engine import FakeEngine
@@ -228,3 +228,26 @@ def test_an_engine_that_cannot_hand_out_work_fails_the_job(pool: ScanPool, db: D
     assert run.outcome() is Outcome.FAILED
     assert run.error is not None
     assert "next_unit exploded" in run.error
+
+
+def test_a_run_waiting_to_open_lends_its_threads_to_others(db: Database) -> None:
+    """A HIGH job whose server is unreachable at open waits with no grant and no thread while a
+    LOW job gets the whole pool; once its next try opens it, it takes the threads back first."""
+    scan_pool = ScanPool(PoolPolicy(limit=4, max_per_job=50, shares=SHARES))
+    engine = FakeEngine()
+    high = make_run(engine, db, "high", Priority.HIGH, unreachableTries=2, retryDelay=0.3, units=40, unitSeconds=0.02)
+    low = make_run(engine, db, "low", Priority.LOW, started=1, units=400, unitSeconds=0.02)
+    scan_pool.add(high)
+    scan_pool.add(low)
+    wait_until(lambda: high.notice is not None and low.grant.granted == 4)
+    assert (high.notice or "").startswith("waiting for the fake server: connection refused; next try in ")
+    assert high.grant.granted == 0
+    wait_until(lambda: "low" in engine.runs and engine.runs["low"].concurrency.now == 4)
+    wait_until(lambda: "high" in engine.runs, timeout=5)  # opened at the third try, 0.3 + 0.6 s on
+    assert engine.opens["high"] == 3
+    assert (high.grant.granted, low.grant.granted) == (4, 0)
+    wait_until(high.settled)
+    assert (high.outcome(), high.notice) == (Outcome.COMPLETED, None)
+    low.request_stop(StopReason.USER)
+    wait_until(low.settled)
+    assert scan_pool.close(5)

@@ -40,7 +40,7 @@ def to_wire(view: JobView) -> Migration:
         options=dict(row.options),
         state=State(row.state),
         progress=view.progress,
-        error=row.error,
+        error=view.notice or row.error,
         created_time=row.created_at,
         start_time=row.started_at,
         complete_time=row.completed_at,

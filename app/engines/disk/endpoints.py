@@ -20,8 +20,24 @@ ALLOCATION = "base:allocation"
 STATUS_WINDOW = 1 << 30
 
 
+#: errno names (as libnbd reports them) of a server that is not there now but may be soon.
+_TRANSIENT = frozenset({"ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH",
+                        "ENETUNREACH", "EHOSTDOWN", "ENETDOWN", "EPIPE", "EAGAIN", "ESHUTDOWN"})  # fmt: skip
+
+
 class ConnectError(Exception):
-    """An NBD server could not be reached, refused the export, or did not answer in time."""
+    """An NBD server could not be reached, refused the export, or did not answer in time.
+
+    ``transient`` tells a connection-level failure (refused, no socket yet, no answer, closed
+    during the handshake: the server may be back soon) from a definite refusal by a server
+    that answered (no such export, a required feature missing).
+    """
+
+    def __init__(self, uri: str, reason: str, *, transient: bool = False) -> None:
+        super().__init__(f"{uri}: {reason}")
+        self.uri = uri
+        self.reason = reason
+        self.transient = transient
 
 
 def is_nbd_uri(text: str) -> bool:
@@ -62,14 +78,23 @@ def connect(uri: str, *, contexts: tuple[str, ...] = (ALLOCATION,), timeout: flo
         while handle.aio_is_connecting():
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ConnectError(f"{_redact(uri)}: no answer within {timeout:g} s")
+                raise ConnectError(_redact(uri), f"no answer within {timeout:g} s", transient=True)
             handle.poll(max(1, int(left * 1000)))
         if not handle.aio_is_ready():
-            raise ConnectError(f"{_redact(uri)}: connection closed during handshake")
+            raise ConnectError(_redact(uri), "connection closed during handshake", transient=True)
     except nbd.Error as exc:
         # Dropping the handle closes its socket (libnbd 1.14 has no close()).
-        raise ConnectError(f"{_redact(uri)}: {exc.string}") from None
+        raise ConnectError(_redact(uri), exc.string, transient=_is_transient(exc)) from None
     return handle
+
+
+def _is_transient(exc: nbd.Error) -> bool:
+    """Whether libnbd failed before any server answered: at the socket, not in the handshake."""
+    name = str(exc.errno or "")
+    # No socket file (ENOENT) means no server listening yet, but only at the connect itself:
+    # "handshake: server has no export named 'x': No such file or directory" is a refusal.
+    at_connect = " connect: " in f" {exc.string}"
+    return name in _TRANSIENT or (at_connect and name == "ENOENT") or "getaddrinfo" in exc.string
 
 
 def _redact(uri: str) -> str:
@@ -83,7 +108,7 @@ def extents(handle: nbd.NBD, context: str, offset: int, length: int) -> Iterator
     while offset < end:
         found = _status(handle, context, offset, min(end - offset, STATUS_WINDOW))
         if not found:
-            raise ConnectError(f"the server sent no {context} status at offset {offset}")
+            raise ConnectError("block status", f"the server sent no {context} status at offset {offset}")
         for i in range(0, len(found), 2):
             size = min(found[i], end - offset)
             if size <= 0:

@@ -81,7 +81,7 @@ def _copy_run(ctx: JobContext, options: DiskOptions, opened: opening.Opened) -> 
     if options.verify:
         checker = Checker(options.chunk_size)
         checker.add(normalise(full.data + full.zero))
-    return CopyRun(ctx, opened.lanes, queue, checker)
+    return CopyRun(ctx, opened.lanes, queue, checker, options.chunk_size)
 
 
 def _restore(checkpoint: dict[str, Any] | None, queue: WorkQueue) -> list[tuple[int, int]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbd
 
-from app.engines.base import InvalidField, JobContext, JobFailed
+from app.engines.base import InvalidField, JobContext, JobFailed, Unreachable
 from app.engines.disk import endpoints
 from app.engines.disk.buffers import POOL, ChunkBuffer
 from app.engines.disk.connections import Lane, Lanes
@@ -39,16 +40,22 @@ class Opened:
 
 
 def open_job(ctx: JobContext, options: DiskOptions, *, writable: bool) -> Opened:
+    """Connect the first lane; Unreachable when a server is not there (yet), JobFailed when one
+    refuses for good."""
     spec = ctx.spec
     contexts = endpoints.source_contexts(options.dirty_bitmap)
     try:
         source = connect(spec.source, contexts=contexts, timeout=OPEN_TIMEOUT)
     except ConnectError as exc:
-        raise JobFailed(f"source: {exc}") from None
+        raise _refused("source", exc, options) from None
     try:
         size = source.get_size()
         make_sink = _sink_factory(spec.target, size, ctx.allowed_roots, writable=writable)
-        first = Lane(source, make_sink(OPEN_TIMEOUT), _buffers(options.chunk_size))
+        try:
+            sink = make_sink(OPEN_TIMEOUT)
+        except ConnectError as exc:
+            raise _refused("target", exc, options) from None
+        first = Lane(source, sink, _buffers(options.chunk_size))
     except BaseException:
         close_handle(source)
         raise
@@ -64,6 +71,14 @@ def open_job(ctx: JobContext, options: DiskOptions, *, writable: bool) -> Opened
     lanes = Lanes(open_lane, None if options.parallel else 1, spec.job_id)
     lanes.add(first)
     return Opened(lanes, source, first.sink, size)
+
+
+def _refused(side: str, exc: ConnectError, options: DiskOptions) -> Exception:
+    """What a failed connect at open means: wait for the server, or fail now."""
+    if not exc.transient:
+        return JobFailed(f"{side}: {exc}")
+    reason = re.sub(r"^nbd_\w+: ", "", exc.reason)  # libnbd's function name says nothing to an operator
+    return Unreachable(f"the {side} {exc.uri}", reason, retry_delay=options.retry_delay, timeout=options.open_timeout)
 
 
 def _buffers(chunk_size: int) -> list[ChunkBuffer]:

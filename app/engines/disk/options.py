@@ -15,6 +15,8 @@ MiB = 1024 * 1024
 MAX_CHUNK = 32 * MiB
 #: Smallest chunk accepted: below this, per-request overhead dominates.
 MIN_CHUNK = 4096
+#: Longest ``openTimeout`` accepted: a day.
+MAX_OPEN_TIMEOUT = 86400.0
 
 
 class Mode(StrEnum):
@@ -32,6 +34,8 @@ class DiskOptions:
     max_retries: int = 3
     #: Seconds before the first retry; each further retry doubles it.
     retry_delay: float = 1.0
+    #: Seconds a run keeps trying to reach an unreachable source or target when it opens.
+    open_timeout: float = 300.0
     verify: bool = False
     parallel: bool = True
 
@@ -45,6 +49,7 @@ class DiskOptions:
             "chunkSize": self.chunk_size,
             "maxRetries": self.max_retries,
             "retryDelay": self.retry_delay,
+            "openTimeout": self.open_timeout,
             "verify": self.verify,
             "parallel": self.parallel,
         }
@@ -72,6 +77,7 @@ def parse_options(raw: Mapping[str, Any] | None) -> DiskOptions:
         chunk_size=_size("chunkSize", given.get("chunkSize", 4 * MiB), MIN_CHUNK, MAX_CHUNK),
         max_retries=_integer("maxRetries", given.get("maxRetries", 3), 0, 100),
         retry_delay=_seconds("retryDelay", given.get("retryDelay", 1.0)),
+        open_timeout=_seconds("openTimeout", given.get("openTimeout", 300.0), MAX_OPEN_TIMEOUT),
         verify=_boolean("verify", given.get("verify", False)),
         parallel=_boolean("parallel", given.get("parallel", True)),
     )
@@ -135,15 +141,15 @@ def _size(name: str, value: Any, low: int, high: int) -> int:
     return _integer(name, value, low, high)
 
 
-def _seconds(name: str, value: Any) -> float:
+def _seconds(name: str, value: Any, high: float = 3600.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidField(f"options.{name}", "expected a number of seconds")
     try:
         seconds = float(value)
     except ValueError:
         raise InvalidField(f"options.{name}", f"expected a number of seconds, got {value!r}") from None
-    if not 0 <= seconds <= 3600:
-        raise InvalidField(f"options.{name}", f"{seconds} is out of range 0..3600 seconds")
+    if not 0 <= seconds <= high:
+        raise InvalidField(f"options.{name}", f"{seconds} is out of range 0..{high:g} seconds")
     return seconds
 
 

@@ -15,38 +15,59 @@ from typing import Any
 
 from app.engines.base import JobContext, JobFailed, Progress, WorkerSlot
 from app.engines.disk.connections import Lanes
-from app.engines.disk.copier import BatchResult, copy_batch
-from app.engines.disk.extents import Chunk, Range
+from app.engines.disk.copier import READ_REQUEST, BatchResult, copy_batch
+from app.engines.disk.extents import Chunk, ChunkKind, Range
+from app.engines.disk.pace import LinkPace, live_rate
 from app.engines.disk.verify import Checker, compare, findings_of
 from app.engines.disk.work import Outcome, WorkQueue
+from app.policy.pacing import BUDGET_SECONDS, UNIT_SECONDS, unit_bytes
 
 #: A copy unit's first batch: at most this many bytes (unless one chunk is larger) or chunks
 #: (about one pipeline's worth: later chunks are taken as buffers free up).
 BATCH_BYTES = 32 * 1024 * 1024
 BATCH_CHUNKS = 8
-#: Seconds a copy unit keeps taking more chunks onto its lane's pipeline. Draining the
-#: pipeline at every batch left the connection idle while the last replies came in; past
-#: this the unit drains and ends, so a smaller grant or a stop still takes effect quickly.
-UNIT_SECONDS = 1.0
+#: Most bytes one unit takes, however fast its link (the time limit ends it before, anyway).
+LARGEST_UNIT = 4 * 1024 * 1024 * 1024
 CHECKPOINT_VERSION = 1
 
 
 @dataclass(eq=False)
 class CopyUnit:
+    """Chunks copied on one lane for about UNIT_SECONDS: a first batch, then refills.
+
+    Draining the pipeline at every batch left the connection idle while the last replies came
+    in, so the unit keeps taking chunks as buffers free up, but only while its time lasts and
+    only as many bytes as half that time is worth at the speed measured on the link (the
+    slower of the unit's own so far and the link's): on a slow source a smaller grant or a stop
+    still takes effect within a second or so.
+    """
+
     owner: CopyRun
     chunks: list[Chunk]
     result: BatchResult | None = None
     completed: set[Chunk] = field(default_factory=set)
     name: str = "chunk"
+    #: Bytes of all chunks taken so far, and of the data chunks read so far.
+    taken: int = 0
+    read: int = 0
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.taken = sum(chunk.length for chunk in self.chunks)
 
     def _done(self, outcome: Outcome) -> None:
         self.completed.add(outcome.chunk)
+        if outcome.chunk.kind is ChunkKind.DATA:
+            self.read += outcome.chunk.length
         self.owner.queue.complete(outcome)
 
-    def _refill(self, count: int, until: float) -> list[Chunk]:
-        if time.monotonic() >= until:
+    def _refill(self, count: int) -> list[Chunk]:
+        now = time.monotonic()
+        if now >= self.started + UNIT_SECONDS:
             return []
-        more = self.owner.queue.take(BATCH_BYTES, count)
+        budget = self.owner.budget(live_rate(self.read, now - self.started))
+        more = self.owner.queue.take(budget - self.taken, count, at_least_one=False)
+        self.taken += sum(chunk.length for chunk in more)
         self.chunks.extend(more)
         return more
 
@@ -56,13 +77,14 @@ class CopyUnit:
         if lane is None:  # the servers take no more connections: give the work back
             self.result = BatchResult([], self.chunks)
             return
-        until = time.monotonic() + UNIT_SECONDS
+        self.started = time.monotonic()
         try:
             self.result = copy_batch(lane, list(self.chunks), ctx.stopping, self.owner.throttle, self._done,
-                                     lambda count: self._refill(count, until))  # fmt: skip
+                                     self._refill)  # fmt: skip
         except BaseException:
             lanes.discard(lane)
             raise
+        self.owner.pace.observe(self.read, time.monotonic() - self.started)
         if self.result.lost is None:
             lanes.checkin(lane)
         else:
@@ -82,7 +104,8 @@ class CheckUnit:
         if lane is None:
             return
         try:
-            self.checked, self.mismatched = compare(lane, self.ranges, self.owner.ctx.stopping)
+            until = time.monotonic() + UNIT_SECONDS
+            self.checked, self.mismatched = compare(lane, self.ranges, self.owner.ctx.stopping, until)
         except BaseException:
             self.owner.lanes.discard(lane)
             raise
@@ -117,12 +140,26 @@ class _Units:
 
 
 class CopyRun:
-    def __init__(self, ctx: JobContext, lanes: Lanes, queue: WorkQueue, checker: Checker | None) -> None:
+    def __init__(
+        self, ctx: JobContext, lanes: Lanes, queue: WorkQueue, checker: Checker | None, chunk_size: int
+    ) -> None:
         self.ctx = ctx
         self.lanes = lanes
         self.queue = queue
         self.checker = checker
+        self.chunk_size = chunk_size
+        self.pace = LinkPace()
         self._units = _Units(lanes)
+
+    def budget(self, rate: float | None = None) -> int:
+        """Bytes a unit may take at the slower of ``rate`` (a unit's own so far) and the link's
+        measured speed: a burst seen by one unit does not size it past what the link keeps up.
+        Unmeasured, one chunk; measured slow, down to one read request (a chunk is split)."""
+        known = [r for r in (rate, self.pace.rate) if r is not None]
+        if not known:
+            return self.chunk_size
+        smallest = min(READ_REQUEST, self.chunk_size)
+        return unit_bytes(min(known), smallest=smallest, largest=LARGEST_UNIT, seconds=BUDGET_SECONDS)
 
     def throttle(self, nbytes: int) -> None:
         self.ctx.bandwidth.acquire(nbytes, self.ctx.stopping)
@@ -130,7 +167,7 @@ class CopyRun:
     def next_unit(self) -> CopyUnit | CheckUnit | None:
         if self.ctx.stopping.is_set() or not self._units.reserve():
             return None
-        chunks = self.queue.take(BATCH_BYTES, BATCH_CHUNKS)
+        chunks = self.queue.take(min(BATCH_BYTES, self.budget()), BATCH_CHUNKS, grain=READ_REQUEST)
         if chunks:
             return CopyUnit(self, chunks)
         if self.checker is not None and self.queue.is_empty():

@@ -7,7 +7,9 @@ as the whole of a VERIFY run, which records each mismatch as a ``CONTENT_MISMATC
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -78,12 +80,16 @@ class Checker:
             }
 
 
-def compare(lane: Lane, ranges: list[Range], stopping: threading.Event) -> tuple[list[Range], list[Range]]:
-    """Compare ranges in order until done or stopping: (checked, mismatched)."""
+def compare(
+    lane: Lane, ranges: list[Range], stopping: threading.Event, until: float = math.inf
+) -> tuple[list[Range], list[Range]]:
+    """Compare ranges in order until done, stopping, or past ``until`` (monotonic) with at least
+    one compared: (checked, mismatched). The rest go back for another unit: a slow link must not
+    keep a thread past a shrink of its grant (SPEC section 4)."""
     checked: list[Range] = []
     mismatched: list[Range] = []
     for offset, length in ranges:
-        if stopping.is_set():
+        if stopping.is_set() or (checked and time.monotonic() >= until):
             break
         if not ranges_equal(lane, offset, length):
             mismatched.append((offset, length))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.engines.base import JobFailed
-from app.engines.disk.extents import Chunk, Range, normalise
+from app.engines.disk.extents import Chunk, ChunkKind, Range, normalise
 
 
 @dataclass(slots=True)
@@ -87,20 +87,39 @@ class WorkQueue:
             self.counters.bytes_total += skipped
             self.counters.bytes_skipped += skipped
 
-    def take(self, max_bytes: int, max_chunks: int) -> list[Chunk]:
-        """Up to a batch of chunks that may run now (at least one if any is ready)."""
+    def take(self, max_bytes: int, max_chunks: int, *, at_least_one: bool = True, grain: int = 0) -> list[Chunk]:
+        """Up to a batch of chunks that may run now: at least one if any is ready, unless
+        ``at_least_one`` is false (then only what fits in ``max_bytes``). With ``grain``, a
+        first data chunk larger than ``max_bytes`` is split: its first whole grains up to
+        ``max_bytes`` (at least one) are taken, the rest waits at the front of the queue."""
         with self._lock:
             self._release_due()
             batch: list[Chunk] = []
             size = 0
             while self._ready and len(batch) < max_chunks:
                 chunk = self._ready[0]
-                if batch and size + chunk.length > max_bytes:
+                if size + chunk.length > max_bytes and (batch or not at_least_one):
                     break
+                if size + chunk.length > max_bytes and grain and chunk.kind is ChunkKind.DATA:
+                    self._split_front(max(grain, max_bytes // grain * grain))
                 batch.append(self._ready.popleft())
-                size += chunk.length
+                size += batch[-1].length
             self._leased += len(batch)
             return batch
+
+    def _split_front(self, length: int) -> None:
+        """Cut the first ready chunk after ``length`` bytes (if longer): one extent more."""
+        chunk = self._ready[0]
+        if length >= chunk.length:
+            return
+        head = replace(chunk, length=length)
+        tail = replace(chunk, offset=chunk.offset + length, length=chunk.length - length)
+        self._ready.popleft()
+        self._ready.extendleft((tail, head))
+        attempts = self._attempts.pop(chunk, None)
+        if attempts is not None:
+            self._attempts[head] = self._attempts[tail] = attempts
+        self.counters.extents_total += 1
 
     def _release_due(self) -> None:
         now = self.clock()

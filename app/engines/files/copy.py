@@ -20,8 +20,8 @@ import stat
 import threading
 from pathlib import Path
 
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.files.policy import Meta
-from app.pool.bandwidth import BandwidthLimiter
 
 #: Bytes per ``copy_file_range`` call: the grain of bandwidth accounting and of stop checks.
 CHUNK = 4 * 1024 * 1024

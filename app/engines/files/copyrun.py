@@ -2,8 +2,8 @@
 
 State lives under one lock and every critical section is short; file I/O happens in units (or,
 for finishing a directory, in ``unit_finished`` after the lock is released). Database writes
-happen in :meth:`CopyRun.checkpoint`, in spills and in refills, serialised by ``_db_lock`` (taken
-before the state lock) so a spill or refill never interleaves with a checkpoint's write.
+happen in :meth:`CopyRun.checkpoint`, in spills and in refills, all through the run's
+:class:`app.engines.files.durable.DurableFrontier`.
 
 What is persisted is finished work only: a region leaves ``pending`` when its listing is complete
 (its children are queued in the same write), leaves ``active`` when its last file landed, and a
@@ -14,6 +14,8 @@ ranges in flight.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import threading
 from collections import deque
@@ -24,10 +26,11 @@ from typing import Any
 
 import structlog
 
+from app.db.ledger import LeaseLost
 from app.engines.base import JobContext, JobFailed, Progress, Unit
 from app.engines.files.copy import finish_dir
 from app.engines.files.counters import Counters
-from app.engines.files.frontier import Frontier, Journal
+from app.engines.files.durable import DurableFrontier, FrontierRun
 from app.engines.files.helpers import Helpers
 from app.engines.files.largefiles import LargeFiles
 from app.engines.files.listing import FileTask, Listing, Roots, StepResult, reason
@@ -35,9 +38,10 @@ from app.engines.files.options import Durability, FilesOptions, ScanType
 from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
 from app.engines.files.smallfiles import Budget, Outcome
-from app.engines.files.store import ACTIVE, META, PARTIAL, PENDING, SPILL, Store
+from app.engines.files.store import ACTIVE, PARTIAL, Store
+from app.engines.files.syncfs import syncfs
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import BatchUnit, Deferred, Env, ListUnit, RangeUnit, RefillUnit
+from app.engines.files.units import BatchUnit, Deferred, Env, ListUnit, RangeUnit
 
 log = structlog.get_logger(__name__)
 After = list[Callable[[], None]]
@@ -53,7 +57,7 @@ class Region:
     listed: bool = False
 
 
-class CopyRun:
+class CopyRun(FrontierRun):
     def __init__(
         self,
         ctx: JobContext,
@@ -62,6 +66,7 @@ class CopyRun:
         target: Path,
         tuning: Tuning,
         helpers: Helpers | None = None,
+        sync: Callable[[Path], None] = syncfs,
     ) -> None:
         self._ctx = ctx
         self._tuning = tuning
@@ -69,11 +74,14 @@ class CopyRun:
         fsync = options.durability is Durability.FILE
         self._env = Env(source, target, fsync, ctx.bandwidth, ctx.stopping, helpers)
         self._budget = Budget(tuning.inline_files, tuning.inline_bytes, tuning.inline_seconds, tuning.range_size)
-        self._store = Store(ctx.db, ctx.spec.job_id)
         self._lock = threading.Lock()
-        self._db_lock = threading.Lock()
-        self._frontier = Frontier(options.scan_type is ScanType.DEPTH_FIRST, tuning.frontier_bound)
-        self._journal = Journal()
+        self._frontier = DurableFrontier(
+            Store(ctx.db, ctx.spec.job_id), self._lock,
+            lifo=options.scan_type is ScanType.DEPTH_FIRST, bound=tuning.frontier_bound, refill=tuning.refill,
+            state_of=self._state, changes=self._changes, every=tuning.checkpoint_every,
+            sync=(lambda: sync(target)) if options.durability is Durability.CHECKPOINT else None,
+        )  # fmt: skip
+        self._journal = self._frontier.journal
         self._counters = Counters()
         self._regions: dict[str, Region] = {}
         self._continuations: deque[Region] = deque()
@@ -84,8 +92,8 @@ class CopyRun:
         )
         self._rescan_after: set[str] = set()
         self._inflight = 0
-        self._refilling = False
-        self._complete = False
+        #: Target directories this run created.
+        self._made = 0
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -96,37 +104,24 @@ class CopyRun:
         except OSError as exc:
             raise JobFailed(f"cannot create the target {self._roots.target}: {reason(exc)}") from exc
         fresh = self._ctx.checkpoint is None or self._ctx.incremental
-        state = None if fresh else self._store.load(META).get("state")
-        if not isinstance(state, dict):
-            self._store.clear()
-            self._frontier.push("")
-            self._journal.put(PENDING, "")
+        restored = None if fresh else self._frontier.restore()
+        if restored is None:
+            self._frontier.start_fresh()
+            self._frontier.baseline()
             return
-        restored = Counters.from_json(state.get("counters"))
-        restored.failures.extend(state.get("failures") or [])
-        for name in restored.__slots__:  # the same object is shared with the large-file helper
-            setattr(self._counters, name, getattr(restored, name))
-        self._large.partials = self._store.load(PARTIAL)
-        for relpath in sorted(self._store.load(ACTIVE)):
-            self._frontier.push(relpath)
-            self._relist.add(relpath)
-        for relpath in sorted(self._store.load(PENDING)):
-            self._frontier.push(relpath)
-        self._frontier.spilled = self._store.count(SPILL)
-        self._spill()
+        state = restored.state
+        counters = Counters.from_json(state.get("counters"))
+        counters.failures.extend(state.get("failures") or [])
+        for name in counters.__slots__:  # the same object is shared with the large-file helper
+            setattr(self._counters, name, getattr(counters, name))
+        self._large.partials = self._frontier.store.load(PARTIAL)
+        self._relist = restored.relist
+        self._roots = dataclasses.replace(self._roots, untrusted_since=restored.untrusted_since)
+        self._frontier.baseline()
 
     # -- handing out units ---------------------------------------------------------------------
 
-    def next_unit(self) -> Unit | None:
-        with self._lock:
-            unit = self._pick()
-            if unit is not None:
-                self._inflight += 1
-            return unit
-
     def _pick(self) -> Unit | None:
-        if self._ctx.stopping.is_set():
-            return None
         room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
             return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._budget)
@@ -134,12 +129,7 @@ class CopyRun:
             return unit
         if self._small:
             return self._batch()
-        if (range_unit := self._large.next()) is not None:
-            return range_unit
-        if not self._frontier.in_memory and self._frontier.spilled and not self._refilling:
-            self._refilling = True
-            return RefillUnit(self._refill)
-        return None
+        return self._large.next()
 
     def _start_region(self) -> ListUnit | None:
         if self._frontier.lifo and self._regions:
@@ -148,12 +138,11 @@ class CopyRun:
         # units spread over the workers rather than queue behind one long unit).
         group = 1 if self._frontier.lifo else max(1, min(self._tuning.list_group, self._frontier.in_memory // 8))
         listings: list[Listing] = []
-        while len(listings) < group and (relpath := self._frontier.pop()) is not None:
+        while len(listings) < group and (popped := self._frontier.pop()) is not None:
+            relpath, fresh = popped
             if relpath in self._regions:
                 self._rescan_after.add(relpath)
                 continue
-            fresh = relpath in self._frontier.fresh
-            self._frontier.fresh.discard(relpath)
             relist = relpath in self._relist
             self._relist.discard(relpath)
             keep = frozenset(
@@ -185,14 +174,15 @@ class CopyRun:
                 self._batched(unit, after)
             elif isinstance(unit, RangeUnit):
                 self._large.finished(unit, error, after)
-            elif isinstance(unit, RefillUnit):
-                self._refilling = False
-                if error is not None:
-                    log.warning("refill failed", action="refill_failed", error=reason(error))
             queued = len(self._small) + len(self._large.queue) + len(self._continuations)
+            last = self._inflight == 0 and self._ctx.stopping.is_set()
         for action in after:
             action()
-        self._spill()
+        self._frontier.spill()
+        if last:
+            # Stopping, and this was the last unit in flight: write the last checkpoint now, on
+            # this pool thread, before the run settles (once settled it may be deleted at once).
+            self._frontier.write(clean=True)
         if queued:
             self._ctx.wake(min(queued, 64))
 
@@ -213,7 +203,7 @@ class CopyRun:
             self._counters.fail(region.relpath or "/", f"directory not listed: {reason(result)}")
             if region.meta is None:
                 del self._regions[region.relpath]
-                self._journal.delete(PENDING, region.relpath)
+                self._frontier.listed(region.relpath)
                 return
         else:
             self._merge(region, result)
@@ -221,7 +211,7 @@ class CopyRun:
                 self._continuations.append(region)
                 return
         region.listed = True
-        self._journal.delete(PENDING, region.relpath)
+        self._frontier.listed(region.relpath)
         if not region.relist:
             self._counters.directories_scanned += 1
         if region.outstanding == 0:
@@ -243,8 +233,8 @@ class CopyRun:
             c.fail(path, why)
         children = sorted(result.children, reverse=self._frontier.lifo)
         for child, fresh in children:
-            if self._frontier.push(child, fresh):
-                self._journal.put(PENDING, child)
+            self._made += fresh
+            self._frontier.push(child, fresh)
         for task in result.tasks:
             self._enqueue(region, task)
 
@@ -287,31 +277,9 @@ class CopyRun:
                 self._journal.delete(ACTIVE, region.relpath)
                 if region.relpath in self._rescan_after:
                     self._rescan_after.discard(region.relpath)
-                    if self._frontier.push(region.relpath):
-                        self._journal.put(PENDING, region.relpath)
+                    self._frontier.push(region.relpath)
 
         return finish
-
-    # -- spilling ------------------------------------------------------------------------------
-
-    def _spill(self) -> None:
-        if self._frontier.in_memory <= self._frontier.bound:
-            return
-        with self._db_lock:
-            with self._lock:
-                excess = self._frontier.take_excess()
-                for relpath in excess:
-                    self._journal.delete(PENDING, relpath)
-            if excess:
-                self._store.spill(excess)
-
-    def _refill(self) -> None:
-        with self._db_lock:
-            relpaths = self._store.refill(self._tuning.refill)
-            with self._lock:
-                self._frontier.restore(relpaths)
-                if not relpaths:
-                    self._frontier.spilled = 0
 
     # -- the rest of the JobRun contract -------------------------------------------------------
 
@@ -321,9 +289,9 @@ class CopyRun:
         with self._lock:
             if relpath in self._regions:
                 self._rescan_after.add(relpath)
-            elif self._frontier.push(relpath):
-                self._journal.put(PENDING, relpath)
-        self._spill()
+            else:
+                self._frontier.push(relpath)
+        self._frontier.spill()
         self._ctx.wake(1)
 
     def is_done(self) -> bool:
@@ -334,7 +302,7 @@ class CopyRun:
                 and not len(self._frontier)
                 and not self._small
                 and self._large.idle()
-                and not self._refilling
+                and not self._frontier.refilling
             )
 
     def progress(self) -> Progress:
@@ -344,41 +312,32 @@ class CopyRun:
             total = c.bytes_scanned if pending == 0 else None
             return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total, c.bytes_copied)
 
+    def _changes(self) -> int:
+        """A count that grows with every change this run made to the target (under the lock)."""
+        c = self._counters
+        return c.files_copied + c.bytes_copied + c.files_deleted + self._made
+
     def _state(self) -> dict[str, Any]:
         counters = self._counters.to_json()
         failures = counters.pop("failures")
-        return {"version": 1, "counters": counters, "failures": failures, "complete": self._complete}
+        return {"version": 1, "counters": counters, "failures": failures, "complete": self._frontier.completed}
 
     def checkpoint(self) -> dict[str, Any]:
-        """Write what finished since the last call to ``work_items``; return the small summary."""
-        with self._db_lock:
-            with self._lock:
-                ops = self._journal.drain()
-                state = self._state()
-                complete = self._complete
-            if complete:
-                return state
-            ops[(META, "state")] = state
-            try:
-                self._store.apply(ops)
-            except Exception:
-                log.exception("checkpoint failed", action="checkpoint_failed", migration_id=self._ctx.spec.job_id)
-                with self._lock:
-                    for key, value in ops.items():
-                        self._journal.restore(key, value)
-        return state
+        """The small summary; the frontier writes checkpoints itself, off the coordinator's thread."""
+        with self._lock:
+            return self._state()
 
     def finish(self) -> None:
-        """Everything landed: forget the job's work rows (a later pass starts a fresh scan)."""
-        self.checkpoint()
-        with self._db_lock, self._lock:
-            self._complete = True
-        self._store.clear()
+        """Everything landed: sync it, then forget the job's work rows (a later pass starts a fresh scan)."""
+        self._frontier.write(clean=True)
+        self._frontier.complete()
 
     def close(self) -> None:
         with self._lock:
             listings = [region.listing for region in self._regions.values()]
         for listing in listings:
             listing.close()
-        if not self._complete:
-            self.checkpoint()
+        # Normally the last unit of a stop wrote the last checkpoint already; after the outcome
+        # is recorded the lease is let go, and the fence refuses what is left to write.
+        with contextlib.suppress(LeaseLost):
+            self._frontier.write(clean=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from app.engines.files.options import parse_options
 from app.engines.files.paths import validate_paths
 from app.engines.files.regions import record_pending_region
 from app.engines.files.store import Store
+from app.engines.files.syncfs import syncfs
 from app.engines.files.tuning import Tuning
 from app.engines.files.verifyrun import VerifyRun
 
@@ -26,9 +27,11 @@ class FilesEngine:
 
     kind = "files"
 
-    def __init__(self, tuning: Tuning | None = None) -> None:
+    def __init__(self, tuning: Tuning | None = None, sync: Callable[[Path], None] = syncfs) -> None:
         self.tuning = tuning or Tuning()
         self.helpers = Helpers() if self.tuning.helpers else None
+        #: Flushes a target's filesystem before a checkpoint records files (``durability: checkpoint``).
+        self.sync = sync
 
     def warm_up(self, helpers: int) -> None:
         """Start ``helpers`` helper processes in the background (a server about to take work)."""
@@ -55,7 +58,7 @@ class FilesEngine:
             verify = VerifyRun(ctx, options, source, target, self.tuning)
             verify.start()
             return verify
-        run = CopyRun(ctx, options, source, target, self.tuning, self.helpers)
+        run = CopyRun(ctx, options, source, target, self.tuning, self.helpers, self.sync)
         run.start()
         return run
 

@@ -1,13 +1,17 @@
 """The options of a ``files`` migration (SPEC section 3): validation, defaults, normalisation.
 
 Option names are matched case-insensitively and returned in their SPEC spelling; enum values are
-upper-cased. ``durability`` says how hard each file is pushed to stable storage before it is
-renamed to its real name:
+upper-cased. ``durability`` says what reaches stable storage, and when:
 
-* ``file`` (default): ``fsync`` the file before the rename and each directory once it is done, so
-  a power cut leaves either the old or the whole new file under the real name;
-* ``none``: leave flushing to the kernel; faster, and still atomic against a crash of ferry itself
-  (a half-written file is never renamed), but a power cut may lose recently landed files.
+* ``checkpoint`` (default): the target filesystem is synced (``syncfs``) once before each
+  checkpoint records files and directories as done, and before COMPLETED. A power cut loses at
+  most the work since the last checkpoint: the next run treats every target file changed after
+  that checkpoint's sync as not copied and copies it again. No ``fsync`` per file.
+* ``file``: ``fsync`` each file before its rename and each directory once it is done, so a power
+  cut leaves either the old or the whole new file under the real name; the slowest.
+* ``none``: leave flushing to the kernel; still atomic against a crash of ferry itself (a
+  half-written file is never renamed), but a power cut may lose or empty files that a checkpoint
+  already recorded as done, and nothing copies them again.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class ActionPolicy(StrEnum):
 
 
 class Durability(StrEnum):
+    CHECKPOINT = "checkpoint"
     FILE = "file"
     NONE = "none"
 
@@ -43,7 +48,7 @@ class FilesOptions:
     action_policy: ActionPolicy = ActionPolicy.OVERWRITE
     target_match: bool = False
     exclusions: tuple[str, ...] = ()
-    durability: Durability = Durability.FILE
+    durability: Durability = Durability.CHECKPOINT
     verify_content: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,6 +120,6 @@ def parse_options(raw: Mapping[str, Any] | None) -> FilesOptions:
         action_policy=_enum(ActionPolicy, "actionPolicy", given.get("actionPolicy", "OVERWRITE")),
         target_match=_bool("targetMatch", given.get("targetMatch", False)),
         exclusions=_exclusions(given.get("exclusions", [])),
-        durability=_enum(Durability, "durability", given.get("durability", "file")),
+        durability=_enum(Durability, "durability", given.get("durability", default.durability.value)),
         verify_content=_bool("verifyContent", given.get("verifyContent", False)),
     )

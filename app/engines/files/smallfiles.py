@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.files.copy import Interrupted, copy_file_at, same_content
 from app.engines.files.listing import DIRECTORY_FLAGS, FileTask, StepResult, reason
 from app.engines.files.policy import is_large
-from app.pool.bandwidth import BandwidthLimiter
 
 
 class Outcome(Enum):

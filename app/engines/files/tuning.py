@@ -29,5 +29,7 @@ class Tuning:
     frontier_bound: int = 10_000
     #: Spilled regions taken back per refill.
     refill: int = 2_000
+    #: Seconds between checkpoints of a copy (each syncs the target first, see ``durable``).
+    checkpoint_every: float = 2.0
     #: Copy small-file batches in helper processes (see :mod:`app.engines.files.helpers`).
     helpers: bool = True

@@ -9,18 +9,17 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import WorkerSlot
 from app.engines.files.copy import copy_range, create_temp, land_large, same_content
 from app.engines.files.helpers import HelperLost, Helpers
 from app.engines.files.listing import FileTask, Listing, StepResult
 from app.engines.files.policy import split_ranges
 from app.engines.files.smallfiles import Allowance, Budget, Outcome, copy_inline, copy_small_files
-from app.pool.bandwidth import BandwidthLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,14 +220,3 @@ class RangeUnit:
         if last:
             land_large(src, temp, dst, lf.task.meta, env.fsync)
             self.landed = True
-
-
-@dataclass(slots=True)
-class RefillUnit:
-    """Take spilled regions back from the database (the run does it; this carries it to a worker)."""
-
-    refill: Callable[[], None]
-    name: str = "refill"
-
-    def run(self, slot: WorkerSlot) -> None:
-        self.refill()

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from app.engines.base import Finding, JobContext, Progress, Unit
-from app.engines.files.frontier import Frontier
+from app.engines.files.durable import DurableFrontier, FrontierRun
 from app.engines.files.listing import reason
 from app.engines.files.options import FilesOptions
 from app.engines.files.store import Store
 from app.engines.files.tuning import Tuning
-from app.engines.files.units import RefillUnit
 from app.engines.files.verify import (
     FLUSH_AT,
     TYPES,
@@ -27,46 +26,37 @@ from app.engines.files.verify import (
 )  # fmt: skip
 
 
-class VerifyRun:
+class VerifyRun(FrontierRun):
     def __init__(self, ctx: JobContext, options: FilesOptions, source: Path, target: Path, tuning: Tuning):
         self._ctx, self._options, self._tuning = ctx, options, tuning
         self._source, self._target = source, target
-        self._store = Store(ctx.db, ctx.spec.job_id, prefix="v")
         self._lock = threading.Lock()
-        self._db_lock = threading.Lock()
-        self._frontier = Frontier(lifo=False, bound=tuning.frontier_bound)
+        store = Store(ctx.db, ctx.spec.job_id, prefix="v")
+        self._frontier = DurableFrontier(
+            store, self._lock, lifo=False, bound=tuning.frontier_bound, refill=tuning.refill
+        )
         self._listings: deque[VerifyListing] = deque()
         self._listing = 0
         self._compare: deque[Span] = deque()
         #: Large files a range of which already produced a finding.
         self._flagged: set[str] = set()
         self._inflight = 0
-        self._refilling = False
         self._counts: Counter[str] = Counter()
         self._buffer: list[Finding] = []
 
     def start(self) -> None:
         """Forget the previous verification's frontier and queue the root (the ledger opened a
         fresh report when the verification was asked for)."""
-        self._store.clear()
-        self._frontier.push("")
+        self._frontier.start_fresh()
 
     # -- units ---------------------------------------------------------------------------------
 
-    def next_unit(self) -> Unit | None:
-        with self._lock:
-            unit = self._pick()
-            if unit is not None:
-                self._inflight += 1
-            return unit
-
     def _pick(self) -> Unit | None:
-        if self._ctx.stopping.is_set():
-            return None
         room = len(self._compare) < self._tuning.queue_bound
         if room and self._listings:
             return VListUnit(self._listings.popleft(), self._tuning.list_step)
-        if room and (region := self._frontier.pop()) is not None:
+        if room and (popped := self._frontier.pop()) is not None:
+            region = popped[0]
             self._listing += 1
             listing = VerifyListing(self._source, self._target, region, self._options)
             return VListUnit(listing, self._tuning.list_step)
@@ -77,9 +67,6 @@ class VerifyRun:
                 batch.append(self._compare.popleft())
                 size += batch[-1].size
             return VCompareUnit(self._source, self._target, batch, self._ctx.stopping)
-        if not self._frontier.in_memory and self._frontier.spilled and not self._refilling:
-            self._refilling = True
-            return RefillUnit(self._refill)
         return None
 
     def unit_finished(self, unit: Unit, error: BaseException | None) -> None:
@@ -89,17 +76,10 @@ class VerifyRun:
                 self._listed(unit, error)
             elif isinstance(unit, VCompareUnit):
                 self._compared(unit)
-            elif isinstance(unit, RefillUnit):
-                self._refilling = False
             flush = len(self._buffer) >= FLUSH_AT
-            spill = self._frontier.in_memory > self._frontier.bound
         if flush:
             self._flush()
-        if spill:
-            with self._db_lock:
-                with self._lock:
-                    excess = self._frontier.take_excess()
-                self._store.spill(excess)
+        self._frontier.spill()
         self._ctx.wake(4)
 
     def _listed(self, unit: VListUnit, error: BaseException | None) -> None:
@@ -149,25 +129,18 @@ class VerifyRun:
         self._buffer.append((kind, path, detail))
 
     def _flush(self) -> None:
-        with self._db_lock:
+        with self._frontier.db_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
             if rows:
                 self._ctx.findings(rows)
 
-    def _refill(self) -> None:
-        with self._db_lock:
-            relpaths = self._store.refill(self._tuning.refill)
-            with self._lock:
-                self._frontier.restore(relpaths)
-                if not relpaths:
-                    self._frontier.spilled = 0
-
     # -- the rest of the contract --------------------------------------------------------------
 
     def is_done(self) -> bool:
         with self._lock:
-            return not (self._inflight or self._listing or len(self._frontier) or self._compare or self._refilling)
+            busy = self._inflight or self._listing or len(self._frontier) or self._compare
+            return not (busy or self._frontier.refilling)
 
     def _fields(self) -> dict[str, int | float]:
         names = ["filesChecked", "directoriesChecked", "bytesChecked", *TYPES.values(), "discrepancies"]
@@ -189,7 +162,7 @@ class VerifyRun:
 
     def finish(self) -> None:
         self._flush()
-        self._store.clear()
+        self._frontier.complete()
 
     def close(self) -> None:
         with self._lock:
