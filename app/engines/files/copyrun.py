@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from app.db.ledger import LeaseLost
+from app.db.leases import LeaseLost
 from app.engines.base import JobContext, JobFailed, Progress, Unit
 from app.engines.files.copy import finish_dir
 from app.engines.files.counters import Counters

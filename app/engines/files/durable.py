@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from app.db.ledger import LeaseLost
+from app.db.leases import LeaseLost
 from app.engines.base import JobContext, Unit, WorkerSlot
 from app.engines.files.frontier import Frontier, Journal
 from app.engines.files.store import ACTIVE, META, PENDING, SPILL, Store
