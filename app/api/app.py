@@ -72,9 +72,11 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
             lock.acquire(lambda: holder_text(services.db))
         try:
             services.coordinator.start(sole_node=lock is not None)
+            services.stats.history.start()
             try:
                 yield
             finally:
+                services.stats.history.stop()
                 services.coordinator.shutdown(settings.drain_timeout)
                 services.db.dispose()
         finally:

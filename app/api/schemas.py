@@ -295,6 +295,24 @@ class ThroughputSummary(Wire):
     sampled_at: datetime
 
 
+class HistorySample(Wire):
+    time: datetime
+    bytes_per_second: int = Field(description="bytes transferred per second by all running migrations")
+    pool_size: int
+    allocated: int = Field(description="threads granted to running migrations")
+    active: int = Field(description="threads at work")
+    running_migrations: int
+    waiting_migrations: int
+    migrations: dict[str, int] = Field(description="bytesPerSecond of each running migration (the fastest 32)")
+
+
+class History(Wire):
+    interval_seconds: float = Field(description="seconds between samples")
+    horizon_seconds: int = Field(description="seconds of history kept (an hour)")
+    samples: list[HistorySample] = Field(description="oldest first")
+    sampled_at: datetime
+
+
 class Health(Wire):
     status: str
     detail: str | None = None

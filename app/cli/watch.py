@@ -31,15 +31,30 @@ def _columns() -> list[TextColumn | BarColumn]:
 def _fields(migration: dict[str, Any]) -> dict[str, Any]:
     """What one poll shows: the server's own speed and ETA, not ones guessed from our polls."""
     progress, pool = migration.get("progress") or {}, migration["pool"]
-    copied, total = progress.get("bytesCopied"), progress.get("bytesTotal")
     return {
         "state": migration["state"],
         "percent": render.percent(progress.get("percentComplete")),
-        "bytes": f"{render.size(copied)} of {render.size(total)}" if total else render.size(copied),
+        "bytes": _figures(progress),
         "speed": render.speed(progress.get("bytesPerSecond")),
         "eta": render.duration(progress.get("etaSeconds")),
         "threads": f"{pool['granted']} granted/{pool['active']} active",
     }
+
+
+def _figures(progress: dict[str, Any]) -> str:
+    """Copied, then what moved no data (zeroed, skipped) as labelled figures, then the total."""
+    parts = [f"copied {render.size(progress.get('bytesCopied'))}"]
+    parts += [f"{label} {render.size(progress[key])}" for key, label in _NO_DATA if progress.get(key)]
+    if progress.get("filesSkipped"):
+        parts.append(f"skipped {progress['filesSkipped']} files")
+    text = ", ".join(parts)
+    if not progress.get("bytesTotal"):
+        return text
+    return f"{text}{' ' if len(parts) == 1 else ', '}of {render.size(progress['bytesTotal'])}"
+
+
+#: Disk progress that counts work done without data moving.
+_NO_DATA = (("bytesZeroed", "zeroed"), ("bytesSkipped", "skipped"))
 
 
 def _update(progress: Progress, task: TaskID, migration: dict[str, Any]) -> None:

@@ -84,10 +84,17 @@ class Progress:
 
     #: The kind's own SPEC fields (filesScanned, bytesZeroed, ...), without the derived three.
     fields: dict[str, int | float]
-    #: Bytes of work finished (copied, zeroed or found equal): the basis of speed and ETA.
+    #: Bytes of work finished (copied, zeroed or found equal): the basis of percentage and ETA.
     done_bytes: int
     #: Bytes of work in all, or None while unknown (a scan still discovering): then no ETA.
     total_bytes: int | None
+    #: Bytes read from the source and written, the basis of ``bytesPerSecond`` (SPEC 5): never
+    #: holes skipped, zeroes written without data, or files found equal. None: every done byte was.
+    transferred_bytes: int | None = None
+
+    @property
+    def transferred(self) -> int:
+        return self.done_bytes if self.transferred_bytes is None else self.transferred_bytes
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,9 @@ class RunHandle:
         self._settled_reported = False
         self._on_settled = on_settled
         self._lock = threading.Lock()
+        #: Bytes transferred (speed) and bytes of work done (ETA): they differ by holes and skips.
         self.rate = RateWindow(horizon=60.0)
+        self.done_rate = RateWindow(horizon=60.0)
 
     @property
     def job_id(self) -> str:
@@ -280,7 +282,8 @@ class RunHandle:
     def sample(self, now: float) -> None:
         progress = self.progress()
         if progress is not None:
-            self.rate.add(now, progress.done_bytes)
+            self.rate.add(now, progress.transferred)
+            self.done_rate.add(now, progress.done_bytes)
 
     def progress_fields(self) -> dict[str, Any]:
         """The SPEC progress object: the engine's fields plus speed, ETA and percentage."""
@@ -291,7 +294,7 @@ class RunHandle:
             if fields:
                 fields.update(bytesPerSecond=0, etaSeconds=None)
             return fields
-        fields = derived_progress(progress, self.rate.rate(10.0))
+        fields = derived_progress(progress, self.rate.rate(10.0), self.done_rate.rate(10.0))
         if self.settled() and self.outcome() is not Outcome.COMPLETED:
             # Ended short of done (failed, stopped, shut down): what it records moves no more.
             fields.update(bytesPerSecond=0, etaSeconds=None)
@@ -309,8 +312,13 @@ class RunHandle:
         return self.claim.priority
 
 
-def derived_progress(progress: Progress, bytes_per_second: float) -> dict[str, Any]:
+def derived_progress(
+    progress: Progress, bytes_per_second: float, done_per_second: float | None = None
+) -> dict[str, Any]:
+    """``bytesPerSecond`` is the transfer rate; the ETA divides the work left by the rate of work
+    done (``done_per_second``, the transfer rate when not given), which counts skips too."""
     fields: dict[str, Any] = dict(progress.fields)
+    work_rate = bytes_per_second if done_per_second is None else done_per_second
     total = progress.total_bytes
     if total is not None and total > 0:
         fields.setdefault("percentComplete", round(min(100.0, 100.0 * progress.done_bytes / total), 2))
@@ -322,8 +330,8 @@ def derived_progress(progress: Progress, bytes_per_second: float) -> dict[str, A
     remaining = (total - progress.done_bytes) if total is not None else None
     if remaining is not None and remaining <= 0:
         fields["etaSeconds"] = 0
-    elif remaining is not None and bytes_per_second > 0:
-        fields["etaSeconds"] = math.ceil(remaining / bytes_per_second)
+    elif remaining is not None and work_rate > 0:
+        fields["etaSeconds"] = math.ceil(remaining / work_rate)
     else:
         fields["etaSeconds"] = None
     return fields

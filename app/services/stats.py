@@ -19,6 +19,7 @@ from app.policy.percent import format_percent
 from app.policy.states import State
 from app.pool.coordinator import THROUGHPUT_WINDOWS, Coordinator
 from app.pool.view import ClusterView
+from app.services.history import MIGRATIONS_KEPT, History, Sample
 
 WINDOWS = THROUGHPUT_WINDOWS
 
@@ -27,6 +28,8 @@ class StatsService:
     def __init__(self, db: Database, coordinator: Coordinator) -> None:
         self._db = db
         self._coordinator = coordinator
+        #: Started and stopped with the server (the app's lifespan).
+        self.history = History(self._history_sample)
 
     def scanner_pool(self) -> dict[str, Any]:
         view = self._coordinator.view
@@ -90,7 +93,8 @@ class StatsService:
         with self._db.session() as session:
             rows = session.execute(select(CopyJobRow.id, CopyJobRow.state, CopyJobRow.progress)).all()
         states: dict[str, dict[str, Any]] = {
-            state.value: {"count": 0, "bytesTotal": 0, "bytesCopied": 0, "migrations": [], "eta": []} for state in State
+            state.value: {"count": 0, "bytesTotal": 0, "bytesCopied": 0, "bytesDone": 0, "migrations": [], "eta": []}
+            for state in State
         }
         for job_id, state, stored in rows:
             held = self._coordinator.view.jobs.get(job_id)
@@ -99,12 +103,42 @@ class StatsService:
             entry["count"] += 1
             entry["bytesTotal"] += int(progress.get("bytesTotal") or 0)
             entry["bytesCopied"] += int(progress.get("bytesCopied") or 0)
+            entry["bytesDone"] += _done_bytes(state, progress)
             entry["migrations"].append(job_id)
             entry["eta"].append(progress.get("etaSeconds"))
         return {
             "states": {name: _summarise(entry) for name, entry in states.items()},
             "sampledAt": datetime.now(UTC),
         }
+
+    def history_view(self, since: datetime | None = None) -> dict[str, Any]:
+        """``/stats/history``: the samples of the last hour (or those after ``since``), oldest first."""
+        history = self.history
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # a time without a zone is UTC, as every time here
+        # The wire's times are whole microseconds: half of one past ``since`` skips the sample it names.
+        samples = history.samples(since.timestamp() + 5e-7 if since is not None else None)
+        return {
+            "intervalSeconds": history.every,
+            "horizonSeconds": round(history.every * history.capacity),
+            "samples": [_sample_fields(sample) for sample in samples],
+            "sampledAt": datetime.now(UTC),
+        }
+
+    def _history_sample(self, at: float) -> Sample:
+        """One sample of what scannerPoolStats shows: the whole cluster, as this node sees it."""
+        pool = self.scanner_pool()
+        speeds = sorted(((m["migrationId"], m["bytesPerSecond"]) for m in pool["migrations"]), key=lambda m: -m[1])
+        return Sample(
+            at=at,
+            bytes_per_second=sum(speed for _, speed in speeds),
+            pool_size=pool["poolSize"],
+            allocated=pool["allocated"],
+            active=pool["active"],
+            running_migrations=pool["runningMigrations"],
+            waiting_migrations=pool["waitingMigrations"],
+            migrations=tuple(speeds[:MIGRATIONS_KEPT]),
+        )
 
     def throughput(self) -> dict[str, Any]:
         windows = []
@@ -123,15 +157,42 @@ class StatsService:
         return {"windows": windows, "sampledAt": datetime.now(UTC)}
 
 
+def _sample_fields(sample: Sample) -> dict[str, Any]:
+    return {
+        "time": datetime.fromtimestamp(sample.at, UTC),
+        "bytesPerSecond": sample.bytes_per_second,
+        "poolSize": sample.pool_size,
+        "allocated": sample.allocated,
+        "active": sample.active,
+        "runningMigrations": sample.running_migrations,
+        "waitingMigrations": sample.waiting_migrations,
+        "migrations": dict(sample.migrations),
+    }
+
+
+def _done_bytes(state: str, progress: dict[str, Any]) -> int:
+    """Bytes of a migration's work done: copied, zeroed, skipped or found equal, not only copied.
+
+    A COMPLETED migration has done all of it; otherwise its percentage (of done work) says.
+    """
+    total = int(progress.get("bytesTotal") or 0)
+    if state == State.COMPLETED.value:
+        return total
+    percent = progress.get("percentComplete")
+    if isinstance(percent, int | float):
+        return round(total * min(100.0, float(percent)) / 100.0)
+    return int(progress.get("bytesCopied") or 0)
+
+
 def _summarise(entry: dict[str, Any]) -> dict[str, Any]:
-    total, copied = entry["bytesTotal"], entry["bytesCopied"]
+    total, copied, done = entry["bytesTotal"], entry["bytesCopied"], entry["bytesDone"]
     etas = entry["eta"]
     known = [eta for eta in etas if isinstance(eta, int | float)]
     return {
         "count": entry["count"],
         "bytesTotal": total,
         "bytesCopied": copied,
-        "percentComplete": round(100.0 * copied / total, 2) if total else None,
+        "percentComplete": round(100.0 * done / total, 2) if total else None,
         # The group is done when its slowest member is; unknown if any member's ETA is unknown.
         "etaSeconds": int(max(known)) if known and len(known) == len(etas) else None,
         "migrations": entry["migrations"],

@@ -1,7 +1,8 @@
 """``/dashboard``: a page that polls the stats API, shipped as static files in the package.
 
 The page and its assets are open (a browser cannot add a bearer token to a navigation); the data
-it polls is not: the page sends the token the operator typed, kept in the browser's localStorage.
+it polls and the actions it sends are not: the page sends the token the operator typed, kept in
+the tab's sessionStorage (gone with the tab, never shared with other tabs or written to disk).
 """
 
 from __future__ import annotations

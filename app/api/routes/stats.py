@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.api.deps import ServicesDep
-from app.api.schemas import MigrationSummary, Node, ScannerPoolStats, ThroughputSummary
+from app.api.schemas import History, MigrationSummary, Node, ScannerPoolStats, ThroughputSummary
 
 router = APIRouter(tags=["stats"])
 
@@ -59,6 +60,24 @@ async def throughput_summary(services: ServicesDep) -> dict[str, Any]:
     ```
     """
     return services.stats.throughput()
+
+
+@router.get("/stats/history", operation_id="statsHistory", response_model=History, summary="The last hour")
+async def history(
+    services: ServicesDep,
+    since: Annotated[
+        datetime | None, Query(description="only samples taken after this time (ISO 8601), for a poll")
+    ] = None,
+) -> dict[str, Any]:
+    """Throughput and pool use over the last hour as scannerPoolStats gave them, a sample every
+    few seconds kept in this node's memory: what a dashboard draws when it (re)loads (answered on
+    the event loop: it copies the ring, nothing more).
+
+    ```sh
+    curl http://127.0.0.1:18080/stats/history
+    ```
+    """
+    return services.stats.history_view(since)
 
 
 @router.get("/nodes", operation_id="listNodes", response_model=list[Node], tags=["cluster"], summary="The live nodes")

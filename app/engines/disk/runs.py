@@ -210,7 +210,7 @@ class CopyRun:
 
     def progress(self) -> Progress:
         counters, _ = self.queue.snapshot()
-        return Progress(counters.fields(), counters.done_bytes, counters.bytes_total)
+        return Progress(counters.fields(), counters.done_bytes, counters.bytes_total, counters.bytes_copied)
 
     def checkpoint(self) -> dict[str, Any]:
         counters, done = self.queue.snapshot()

@@ -310,7 +310,7 @@ class CopyRun(FrontierRun):
             pending = len(self._frontier) + sum(1 for r in self._regions.values() if not r.listed)
             c = self._counters
             total = c.bytes_scanned if pending == 0 else None
-            return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total)
+            return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total, c.bytes_copied)
 
     def _changes(self) -> int:
         """A count that grows with every change this run made to the target (under the lock)."""
