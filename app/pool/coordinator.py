@@ -80,6 +80,10 @@ class Coordinator:
         self.view = ClusterView(node_id)
         self.unit_observers: list[UnitObserver] = []
         self._leases: dict[str, Lease] = {}
+        #: When each local run was added (monotonic): a sync that began before knows nothing of it.
+        self._added: dict[str, float] = {}
+        #: Verifications a web thread is opening here: their lease is ours before their run is.
+        self._expected: set[str] = set()
         self._settled: queue.SimpleQueue[RunHandle] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -190,6 +194,14 @@ class Coordinator:
             return None
         return Purpose.COPY if lease.purpose == COPY else Purpose.VERIFY
 
+    def expect(self, job_id: str) -> None:
+        """A web thread is about to take a job's lease for this node (a verification): until
+        :meth:`verify_here` or :meth:`forget` the coordinator must not treat it as stray."""
+        self._expected.add(job_id)
+
+    def forget(self, job_id: str) -> None:
+        self._expected.discard(job_id)
+
     def verify_here(self, row: CopyJobRow, lease: Lease) -> None:
         """Run a verification this node took the lease of (:meth:`JobLedger.open_verification`)."""
         self._add_run(row, lease)
@@ -277,10 +289,10 @@ class Coordinator:
 
     def _sync(self, started: float) -> None:
         result = self.ledger.sync(self.registry, self._node_stats(), self._reports())
-        self._reconcile(result)
+        self._reconcile(result, started)
         self._renewed = started
 
-    def _reconcile(self, result: Sync) -> None:
+    def _reconcile(self, result: Sync, started: float) -> None:
         if not result.alive:
             log.warning("node was declared dead; its jobs run elsewhere", action="node_fenced", node=self.node_id)
             for run in self.pool.runs():
@@ -289,9 +301,12 @@ class Coordinator:
             return
         owned = {entry.lease.job_id: entry for entry in result.owned}
         for run in self.pool.runs():
-            self._follow(run, owned.get(run.job_id))
+            # Race: a verification a web thread started here after this sync read the rows is
+            # not among them yet; it is not lost.
+            if self._added.get(run.job_id, 0.0) < started:
+                self._follow(run, owned.get(run.job_id))
         for job_id, entry in owned.items():
-            if job_id not in self._leases:
+            if job_id not in self._leases and job_id not in self._expected:
                 self._adopt(entry)
         self.pool.set_grants(
             {job_id: entry.granted for job_id, entry in owned.items() if self._leases.get(job_id) == entry.lease}
@@ -344,6 +359,8 @@ class Coordinator:
         initial = dict(row.progress or engine.empty_progress()) if purpose is Purpose.COPY else {}
         run = RunHandle(claim_of(row), row.kind, engine, ctx, initial, on_settled=self._on_settled)
         self._leases[row.id] = lease
+        self._added[row.id] = time.monotonic()
+        self._expected.discard(row.id)
         if purpose is Purpose.COPY:
             self.totals.run_started(row.id, initial)
         self.pool.add(run)
@@ -407,6 +424,7 @@ class Coordinator:
         """Record a settled run. What it reports is read first, then the engine closes (its last
         writes still hold the lease), and only then does the ledger let the job go."""
         lease = self._leases.pop(run.job_id, None)
+        self._added.pop(run.job_id, None)
         self.pool.remove(run.job_id)
         progress = run.progress_fields()
         engine_progress = run.progress()

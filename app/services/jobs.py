@@ -89,6 +89,10 @@ class Runner(Protocol):
 
     def live_engine_run(self, job_id: str) -> JobRun | None: ...
 
+    def expect(self, job_id: str) -> None: ...
+
+    def forget(self, job_id: str) -> None: ...
+
     def verify_here(self, row: CopyJobRow, lease: Lease) -> None: ...
 
 
@@ -279,7 +283,12 @@ class JobService:
         _logged(job_id, "delete", state, None)
 
     def verify(self, job_id: str) -> JobView:
-        row, lease = self._ledger_call(self._ledger.open_verification, job_id, self._runner.node_id)
+        self._runner.expect(job_id)
+        try:
+            row, lease = self._ledger_call(self._ledger.open_verification, job_id, self._runner.node_id)
+        except BaseException:
+            self._runner.forget(job_id)
+            raise
         self._runner.verify_here(row, lease)
         _logged(job_id, "verify", row.state, row.state, node=self._runner.node_id)
         return self._view(row, verification="RUNNING")

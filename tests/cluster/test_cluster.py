@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from app.db import leading
-from app.db.models import CopyJobRow, utcnow
+from app.db.ledger import INBOX
+from app.db.models import CopyJobRow, WorkItemRow, utcnow
 from app.db.nodes import NodeRegistry
 from app.db.session import Database
 from app.policy.properties import DEFAULT_CONFIG
@@ -66,8 +67,10 @@ def test_one_pool_across_nodes_never_exceeds_the_limit(cluster: Cluster, disks: 
     wait_until(lambda: len({cluster.migration(j)["node"] for j in sources} - {None}) >= 2, 20, "placed on 2+ nodes")
     nodes = cluster.api().get("/nodes").json()
     assert sorted(n["nodeId"] for n in nodes) == ["a", "b", "c"]
-    peak, deadline = 0, time.monotonic() + 6
-    while time.monotonic() < deadline:
+    # Sample for 6 s at least, and on until the runs have opened and taken up their grants (a
+    # loaded machine can take longer to open four NBD connections per node).
+    peak, started = 0, time.monotonic()
+    while time.monotonic() - started < 6 or (peak == 0 and time.monotonic() - started < 30):
         peak = max(peak, sum(local_active(cluster).values()))
         assert peak <= 6, f"{peak} threads at work with global.scan.limit=6"
     assert peak >= 1, "the migrations were at work"
@@ -266,7 +269,18 @@ def test_a_rescan_asked_on_one_node_reaches_the_copy_on_another(cluster: Cluster
     running_on = cluster.migration("tree")["node"]
     other = a if running_on == "b" else b
     assert other.client.post("/migrations/tree/addPendingRegion", params={"path": "/early"}).status_code == 200
+    wait_until(lambda: not _posted(cluster.url), 10, "the running node took the request")
     cluster.api().delete("/configuration/property", params={"key": "global.bandwidth.limit"})
     done = wait_until(lambda: (m := cluster.migration("tree"))["state"] in ("COMPLETED", "FAILED") and m, 60)
     assert done["state"] == "COMPLETED", done
     assert (target / "early" / "added.txt").read_text() == "added after its directory was listed"
+
+
+def _posted(url: str) -> int:
+    """Rescan requests still waiting in jobs' inboxes for their nodes."""
+    database = Database(url)
+    try:
+        with database.session() as session:
+            return session.query(WorkItemRow).filter(WorkItemRow.bucket == INBOX).count()
+    finally:
+        database.dispose()
