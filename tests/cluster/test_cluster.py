@@ -62,7 +62,9 @@ def test_one_pool_across_nodes_never_exceeds_the_limit(cluster: Cluster, disks: 
         cluster.start(name)
     set_property(cluster, "global.scan.limit", "6")
     set_property(cluster, "migration.priority.pool.allocations", "50%,50%,50%")
-    sources = {f"m{i}": slow_disk(disks, SIZE, seed=i, mb_per_s=2) for i in range(4)}
+    # 4 x 16 MiB of data at 1 MB/s per connection: at 6 threads, more than the 6 s sampled below
+    # (each connection starts with a 2 s burst: nbdkit's rate filter's default burstiness).
+    sources = {f"m{i}": slow_disk(disks, 2 * SIZE, seed=i, mb_per_s=1) for i in range(4)}
     targets = {job: create_disk(cluster, i % 3, job, source) for i, (job, source) in enumerate(sources.items())}
     wait_until(lambda: len({cluster.migration(j)["node"] for j in sources} - {None}) >= 2, 20, "placed on 2+ nodes")
     nodes = cluster.api().get("/nodes").json()
@@ -82,7 +84,7 @@ def test_one_pool_across_nodes_never_exceeds_the_limit(cluster: Cluster, disks: 
     cluster.api().delete("/configuration/property", params={"key": "migration.priority.pool.allocations"})
     for job, target in targets.items():
         wait_until(lambda job=job: cluster.migration(job)["state"] == "COMPLETED", 90, f"{job} completed")
-        assert same_disk(sources[job], target, SIZE), job
+        assert same_disk(sources[job], target, 2 * SIZE), job
     copied = sum(cluster.migration(job)["progress"]["bytesCopied"] for job in sources)
     for node_id, node in cluster.nodes.items():  # any node describes the whole cluster
         window = node.client.get("/stats/throughputSummary").json()["windows"][-1]
