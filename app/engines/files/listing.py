@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 
-from app.engines.files.copy import is_temp, make_symlink
+from app.engines.files.copy import is_temp, make_special, make_symlink
 from app.engines.files.exclude import Excluder
 from app.engines.files.options import ActionPolicy, FilesOptions
 from app.engines.files.policy import Action, Kind, Meta, decide
@@ -258,6 +258,8 @@ class Listing:
             self._directory(target, relpath, action, result)
         elif meta.kind is Kind.LINK:
             self._symlink(name, target, meta, dst, result)
+        elif meta.kind is Kind.OTHER:
+            self._special(target, meta, action, result)
         else:
             self._file(target, name, meta, action, result)
 
@@ -276,6 +278,14 @@ class Listing:
                 result.files_skipped += 1
             return
         make_symlink(text, target, meta)
+        result.files_copied += 1
+
+    def _special(self, target: Path, meta: Meta, action: Action, result: StepResult) -> None:
+        if action is Action.SKIP:
+            if not self.relist:
+                result.files_skipped += 1
+            return
+        make_special(target, meta)
         result.files_copied += 1
 
     def _file(self, target: Path, name: str, meta: Meta, action: Action, result: StepResult) -> None:
