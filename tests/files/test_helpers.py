@@ -101,4 +101,5 @@ def test_listings_in_helpers_act_as_in_threads(harness: Harness, src: Path, dst:
     assert_same_tree(src, dst, ignore=lambda rel: rel.endswith(".tmp"))
     assert not (dst / "keep" / "skip.tmp").exists()
     assert os.readlink(dst / "keep" / "dangling") == "nowhere"
-    assert result.progress["filesDeleted"] == 3  # stale.txt, gone/ and gone/old.txt
+    assert result.progress["filesDeleted"] == 2  # stale.txt and gone/old.txt
+    assert result.progress["directoriesDeleted"] == 1  # gone/

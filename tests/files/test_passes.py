@@ -44,7 +44,9 @@ def test_incremental_pass_copies_only_changes(harness: Harness, src: Path, dst: 
 
 def test_target_match_deletes_what_the_source_lacks(harness: Harness, src: Path, dst: Path) -> None:
     """With targetMatch, target entries absent from the source go (files, links, whole
-    directories), entries matched by an exclusion stay, and kind changes are replaced."""
+    directories), entries matched by an exclusion stay, and kind changes are replaced; a removed
+    directory tree counts its directories in directoriesDeleted and only its other entries in
+    filesDeleted."""
     tree(src)
     job = harness.job(src, dst, targetMatch=True, exclusions=["*.keep", "logs/**"])
     assert harness.run(job).outcome is Outcome.COMPLETED
@@ -64,7 +66,8 @@ def test_target_match_deletes_what_the_source_lacks(harness: Harness, src: Path,
     assert (dst / "d2" / "precious.keep").read_text() == "kept: excluded"
     assert (dst / "logs" / "today.log").exists()
     assert (dst / "d3" / "f0.txt" / "inside").read_text() == "i"
-    assert result.progress["filesDeleted"] == 1 + 3 + 1 + 1  # extra, junk tree (3), link, old file
+    assert result.progress["filesDeleted"] == 1 + 1 + 1 + 1  # extra, junk/deeper/x, link, old file
+    assert result.progress["directoriesDeleted"] == 2  # junk/ and junk/deeper/
     assert_same_tree(src, dst, ignore=lambda rel: rel.startswith("logs") or rel.endswith(".keep"))
 
 

@@ -38,12 +38,12 @@ def test_decide_for_files(dst: Meta | None, policy: ActionPolicy, action: Action
 
 
 def test_decide_for_other_kinds() -> None:
-    """Directories recurse, links compare their text, special files are not copied."""
+    """Directories recurse, links compare their text, special files are recreated."""
     d = Meta(Kind.DIR, 0, 1, 0o755)
     link = Meta(Kind.LINK, 3, 1, 0o777)
     assert decide(d, d, ActionPolicy.OVERWRITE) is Action.SKIP
     assert decide(link, link, ActionPolicy.OVERWRITE) is Action.COMPARE
-    assert decide(Meta(Kind.OTHER, 0, 1, 0o644), None, ActionPolicy.OVERWRITE) is Action.UNSUPPORTED
+    assert decide(Meta(Kind.OTHER, 0, 1, 0o644), None, ActionPolicy.OVERWRITE) is Action.COPY
 
 
 @given(size=st.integers(0, 10**12), data=st.data())

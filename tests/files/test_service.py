@@ -149,17 +149,27 @@ def test_sigterm_of_ferry_serve_resumes_exactly(database_url: str, tmp_path: Pat
     assert recopied == [], f"copied again after the restart: {recopied[:5]}"
 
 
-def test_entries_not_copied_are_listed_on_the_migration(api: LiveServer, tmp_path: Path) -> None:
-    """An entry ferry cannot copy (a FIFO here) does not fail the migration: it is counted in
-    filesFailed and named, with the reason, in the migration's failures."""
+def test_special_files_are_recreated_as_rsync_does(api: LiveServer, tmp_path: Path) -> None:
+    """A FIFO, a unix socket and a char device are recreated on the target with the same kind,
+    mode, rdev and mtime, counted in filesCopied, and a rescan skips them."""
+    import socket
+    import stat
+
     data = tmp_path / "data"
     write(data / "src" / "ok.txt", "fine")
-    os.mkfifo(data / "src" / "pipe")
+    os.mkfifo(data / "src" / "pipe", 0o640)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(data / "src" / "sock"))
+    os.mknod(data / "src" / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
     body = {"migrationId": "odd", "kind": "files", "source": str(data / "src"), "target": str(data / "dst")}
     assert api.client.post("/migrations", json=body).status_code == 201
     done = api.wait_for("odd", {"COMPLETED"})
-    assert done["progress"]["filesFailed"] == 1
-    assert done["failures"] == [{"path": "pipe", "reason": "not a regular file, directory or symlink: not copied"}]
+    sock.close()
+    assert done["progress"]["filesFailed"] == 0
+    assert done["progress"]["filesCopied"] == 4
+    for name in ("pipe", "sock", "null"):
+        a, b = os.lstat(data / "src" / name), os.lstat(data / "dst" / name)
+        assert (a.st_mode, a.st_rdev, a.st_mtime_ns) == (b.st_mode, b.st_rdev, b.st_mtime_ns), name
     assert (data / "dst" / "ok.txt").read_text() == "fine"
 
 

@@ -197,6 +197,20 @@ def make_symlink(text: str, final: Path, meta: Meta) -> None:
         raise
 
 
+def make_special(final: Path, meta: Meta) -> None:
+    """Create (or replace) the special file ``final`` (FIFO, socket, device node) atomically with
+    the source's type, device number, mode and mtime, as ``rsync -a`` does."""
+    temp = final.parent / temp_name()
+    os.mknod(temp, meta.ftype | 0o600, meta.rdev)
+    try:
+        os.chmod(temp, meta.mode)
+        os.utime(temp, ns=(meta.atime_ns, meta.mtime_ns))
+        os.rename(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def same_content(a: Path, b: Path, offset: int = 0, length: int | None = None) -> bool:
     """Compare two files by content digest (BLAKE2b per chunk), reading each once, in lockstep.
 

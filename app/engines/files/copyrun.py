@@ -229,6 +229,7 @@ class CopyRun(FrontierRun):
         c.files_copied += result.files_copied
         c.bytes_copied += result.bytes_copied
         c.files_deleted += result.files_deleted
+        c.directories_deleted += result.directories_deleted
         for path, why in result.failures:
             c.fail(path, why)
         children = sorted(result.children, reverse=self._frontier.lifo)
@@ -315,7 +316,7 @@ class CopyRun(FrontierRun):
     def _changes(self) -> int:
         """A count that grows with every change this run made to the target (under the lock)."""
         c = self._counters
-        return c.files_copied + c.bytes_copied + c.files_deleted + self._made
+        return c.files_copied + c.bytes_copied + c.files_deleted + c.directories_deleted + self._made
 
     def _state(self) -> dict[str, Any]:
         counters = self._counters.to_json()

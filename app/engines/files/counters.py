@@ -21,6 +21,7 @@ class Counters:
     #: Bytes of files found already equal on the target (part of the work done, not copied).
     bytes_skipped: int = 0
     files_deleted: int = 0
+    directories_deleted: int = 0
     files_failed: int = 0
     failures: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=FAILURES_KEPT))
 
@@ -38,6 +39,7 @@ class Counters:
             "bytesCopied": self.bytes_copied,
             "filesSkipped": self.files_skipped,
             "filesDeleted": self.files_deleted,
+            "directoriesDeleted": self.directories_deleted,
             "filesFailed": self.files_failed,
             "pendingRegions": pending_regions,
             "bytesTotal": self.bytes_scanned,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 
-from app.engines.files.copy import is_temp, make_symlink
+from app.engines.files.copy import is_temp, make_special, make_symlink
 from app.engines.files.exclude import Excluder
 from app.engines.files.options import ActionPolicy, FilesOptions
 from app.engines.files.policy import Action, Kind, Meta, decide
@@ -62,6 +62,7 @@ class StepResult:
     #: Bytes of the files the listing's unit copied itself (see ``units.ListUnit``).
     bytes_copied: int = 0
     files_deleted: int = 0
+    directories_deleted: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     #: The source directory's own metadata (first step), for finishing the region.
     dir_meta: Meta | None = None
@@ -79,30 +80,40 @@ class Roots:
     untrusted_since: int | None = None
 
 
-def remove_entry(path: Path, relpath: str = "", excluder: Excluder | None = None) -> int:
-    """Remove a target entry of any kind; returns how many entries (itself included) went.
+def remove_entry(path: Path, relpath: str = "", excluder: Excluder | None = None) -> tuple[int, int]:
+    """Remove a target entry of any kind; returns how many (files, directories) went, itself
+    included: each directory removed counts one directory, every other entry one file.
 
     Within a directory, entries matched by ``excluder`` (relative paths from ``relpath``) are
     kept, and so are the directories that hold them.
     """
     if not (path.is_dir() and not path.is_symlink()):
         path.unlink()
-        return 1
+        return 1, 0
     if not excluder:
-        count = 1 + sum(len(dirs) + len(files) for _, dirs, files in os.walk(path))
+        files, dirs = 0, 1
+        for root, subdirs, names in os.walk(path):
+            # os.walk lists symlinks to directories among the directories: they are files here.
+            files += len(names)
+            for sub in subdirs:
+                if os.path.islink(os.path.join(root, sub)):
+                    files += 1
+                else:
+                    dirs += 1
         shutil.rmtree(path)
-        return count
-    count = 0
+        return files, dirs
+    files = dirs = 0
     with os.scandir(path) as it:
         entries = list(it)
     for entry in entries:
         child = join(relpath, entry.name)
         if not excluder.excluded(child):
-            count += remove_entry(Path(entry.path), child, excluder)
+            f, d = remove_entry(Path(entry.path), child, excluder)
+            files, dirs = files + f, dirs + d
     if not any(path.iterdir()):
         path.rmdir()
-        count += 1
-    return count
+        dirs += 1
+    return files, dirs
 
 
 def reason(exc: BaseException) -> str:
@@ -242,11 +253,13 @@ class Listing:
             return
         target = self.dst_dir / name
         if action is Action.REPLACE:
-            result.files_deleted += remove_entry(target, relpath, self.roots.excluder)
+            self._removed(remove_entry(target, relpath, self.roots.excluder), result)
         if meta.kind is Kind.DIR:
             self._directory(target, relpath, action, result)
         elif meta.kind is Kind.LINK:
             self._symlink(name, target, meta, dst, result)
+        elif meta.kind is Kind.OTHER:
+            self._special(target, meta, action, result)
         else:
             self._file(target, name, meta, action, result)
 
@@ -267,6 +280,14 @@ class Listing:
         make_symlink(text, target, meta)
         result.files_copied += 1
 
+    def _special(self, target: Path, meta: Meta, action: Action, result: StepResult) -> None:
+        if action is Action.SKIP:
+            if not self.relist:
+                result.files_skipped += 1
+            return
+        make_special(target, meta)
+        result.files_copied += 1
+
     def _file(self, target: Path, name: str, meta: Meta, action: Action, result: StepResult) -> None:
         if action in (Action.SKIP, Action.FIX_MODE):
             if action is Action.FIX_MODE:
@@ -277,13 +298,18 @@ class Listing:
             return
         result.tasks.append(FileTask(self.region, name, meta, compare=action is Action.COMPARE))
 
+    @staticmethod
+    def _removed(counts: tuple[int, int], result: StepResult) -> None:
+        result.files_deleted += counts[0]
+        result.directories_deleted += counts[1]
+
     def _match_target(self, result: StepResult) -> None:
         for name in sorted(self._target_names - self._source_names):
             relpath = join(self.region, name)
             if is_temp(name) or (self.roots.excluder and self.roots.excluder.excluded(relpath)):
                 continue
             try:
-                result.files_deleted += remove_entry(self.dst_dir / name, relpath, self.roots.excluder)
+                self._removed(remove_entry(self.dst_dir / name, relpath, self.roots.excluder), result)
             except FileNotFoundError:
                 continue
             except OSError as exc:

@@ -28,6 +28,9 @@ class Meta:
     mtime_ns: int
     mode: int
     atime_ns: int = 0
+    #: A special file's type bits (``S_IFMT``) and device number, 0 for the other kinds.
+    ftype: int = 0
+    rdev: int = 0
 
     @classmethod
     def of(cls, st: object) -> Meta:
@@ -40,7 +43,8 @@ class Meta:
             kind = Kind.LINK
         else:
             kind = Kind.OTHER
-        return cls(kind, st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), st.st_atime_ns)  # type: ignore[attr-defined]
+        special = (stat.S_IFMT(mode), st.st_rdev) if kind is Kind.OTHER else (0, 0)  # type: ignore[attr-defined]
+        return cls(kind, st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), st.st_atime_ns, *special)  # type: ignore[attr-defined]
 
 
 class Action(Enum):
@@ -65,8 +69,6 @@ def decide(src: Meta, dst: Meta | None, policy: ActionPolicy) -> Action:
     own, and their mode and mtime are set when that region is done. Symlinks answer COMPARE when
     both sides are links: the caller compares the link texts.
     """
-    if src.kind is Kind.OTHER:
-        return Action.UNSUPPORTED
     if dst is None:
         return Action.COPY
     if dst.kind is not src.kind:
@@ -75,6 +77,9 @@ def decide(src: Meta, dst: Meta | None, policy: ActionPolicy) -> Action:
         return Action.SKIP
     if src.kind is Kind.LINK:
         return Action.COMPARE
+    if src.kind is Kind.OTHER:  # a special file: recreated (atomically) unless equal, as rsync -a
+        same = (src.ftype, src.rdev, src.mode, src.mtime_ns) == (dst.ftype, dst.rdev, dst.mode, dst.mtime_ns)
+        return Action.SKIP if same else Action.COPY
     if src.size != dst.size:
         return Action.COPY
     if policy is ActionPolicy.SKIP_IF_SIZE_MATCH:

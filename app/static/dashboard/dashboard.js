@@ -258,6 +258,7 @@
       if (p.filesSkipped) add("skipped", `${count(p.filesSkipped)} files`, "files already equal on the target");
       if (typeof p.bytesScanned === "number") add("checked", `${bytes(p.bytesScanned)} (${count(p.filesScanned)} files)`, "what the scan has found and compared so far");
       if (p.filesDeleted) add("deleted", `${count(p.filesDeleted)} files`, "target entries absent from the source");
+      if (p.directoriesDeleted) add("deleted dirs", `${count(p.directoriesDeleted)} directories`, "target directories absent from the source");
     }
     if (typeof p.bytesTotal === "number" && p.bytesTotal > 0) add("of", bytes(p.bytesTotal), "the whole work of this pass");
     return parts;
