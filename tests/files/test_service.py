@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -152,8 +154,6 @@ def test_sigterm_of_ferry_serve_resumes_exactly(database_url: str, tmp_path: Pat
 def test_special_files_are_recreated_as_rsync_does(api: LiveServer, tmp_path: Path) -> None:
     """A FIFO, a unix socket and a char device are recreated on the target with the same kind,
     mode, rdev and mtime, counted in filesCopied, and a rescan skips them."""
-    import socket
-    import stat
 
     data = tmp_path / "data"
     write(data / "src" / "ok.txt", "fine")
