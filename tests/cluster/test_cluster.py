@@ -261,8 +261,8 @@ def test_a_rescan_asked_on_one_node_reaches_the_copy_on_another(cluster: Cluster
     (source / "early").mkdir(parents=True)
     (source / "early" / "first.txt").write_text("listed first")
     (source / "late").mkdir()
-    for i in range(6):
-        (source / "late" / f"blob{i}.bin").write_bytes(os.urandom(2 * 1024**2))
+    for i in range(6):  # 25 MB at 2 MB/s: the pass outlasts the request whatever order it lists in
+        (source / "late" / f"blob{i}.bin").write_bytes(os.urandom(4 * 1024**2))
     set_property(cluster, "global.bandwidth.limit", "2MB")
     body = {"migrationId": "tree", "kind": "files", "source": str(source), "target": str(target)}
     assert a.client.post("/migrations", json=body).status_code == 201
