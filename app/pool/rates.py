@@ -29,8 +29,14 @@ class RateWindow:
             base = value
         return max(0.0, latest - base)
 
+    #: A rate is never taken over less time than this: the first moments of a copy (a burst the
+    #: bandwidth limiter allows, a chunk landing just before a sample) would read far above the
+    #: speed the copy keeps. It reads low for its first seconds instead.
+    SETTLE_SECONDS = 2.0
+
     def rate(self, seconds: float = 10.0) -> float:
-        """Units per second over the last ``seconds``; 0 until two samples span some time."""
+        """Units per second over the last ``seconds`` (at least ``SETTLE_SECONDS``, however
+        little time the samples span yet); 0 until there are two samples."""
         if len(self._samples) < 2:
             return 0.0
         now, latest = self._samples[-1]
@@ -39,5 +45,5 @@ class RateWindow:
             if now - stamp > seconds:
                 break
             start_time, start_value = stamp, value
-        elapsed = now - start_time
+        elapsed = max(now - start_time, min(seconds, self.SETTLE_SECONDS))
         return (latest - start_value) / elapsed if elapsed > 0 else 0.0

@@ -44,6 +44,11 @@ def waiting_for_source(body: dict[str, Any]) -> bool:
     return body["state"] == "RUNNING" and bool(WAITING.fullmatch(body["error"] or ""))
 
 
+def between_tries(body: dict[str, Any]) -> bool:
+    """Waiting for the source, and not trying to connect this moment (a try takes one thread)."""
+    return waiting_for_source(body) and "next try in" in body["error"]
+
+
 def test_resume_with_the_source_down_waits_then_fails_showing_the_checkpoint(
     database_url: str, servers: Servers, tmp_path: Path
 ) -> None:
@@ -68,8 +73,14 @@ def test_resume_with_the_source_down_waits_then_fails_showing_the_checkpoint(
 
         servers.halt(source)
         assert api.client.post("/migrations/vm/resume").status_code == 200
-        wait_for(lambda: waiting_for_source(api.client.get("/migrations/vm").json()))
-        waiting = api.client.get("/migrations/vm").json()
+        seen: list[dict[str, Any]] = []
+
+        def waiting_now() -> bool:
+            seen.append(api.client.get("/migrations/vm").json())
+            return between_tries(seen[-1])
+
+        wait_for(waiting_now)
+        waiting = seen[-1]
         assert kept(waiting["progress"]) == kept(stopped["progress"])
         assert (waiting["pool"]["granted"], waiting["pool"]["active"]) == (0, 0)
 
@@ -111,7 +122,7 @@ def test_kill_9_then_the_source_down_at_restart(database_url: str, servers: Serv
         assert 0 < saved["bytesCopied"] < 32 * MiB
 
         with server_process([str(FERRY), "serve"], env, tmp_path / "serve.log") as server:
-            waiting = server.wait_for("vm", waiting_for_source, timeout=30)
+            waiting = server.wait_for("vm", between_tries, timeout=30)
             assert kept(waiting["progress"]) == kept(saved)
             assert (waiting["pool"]["granted"], waiting["pool"]["active"]) == (0, 0)
             assert servers.revive() == 1  # its log starts afresh: what follows is this run's
