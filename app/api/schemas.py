@@ -131,8 +131,20 @@ class PoolShare(Wire):
 
 
 class Failure(Wire):
-    path: str = Field(description="relative path of the entry")
+    path: str = Field(description="path of the entry from the source's root, such as /sub/file")
     reason: str = Field(description="why it could not be copied")
+    attempts: int = Field(default=1, description="how many times it was tried, retries included")
+    time: datetime | None = Field(default=None, description="when it failed last")
+
+
+class Failures(Wire):
+    """One page of the entries a migration's latest pass could not copy."""
+
+    migration_id: str
+    total: int = Field(description="entries not copied in all")
+    offset: int
+    limit: int
+    failures: list[Failure] = Field(description="in path order")
 
 
 class Migration(Wire):

@@ -183,6 +183,17 @@ class RescansRegions(Protocol):
 
 
 @runtime_checkable
+class ListsFailures(Protocol):
+    """Optional, for engines that go on past an entry they cannot copy (a tree's files): the
+    entries of the job's latest pass not copied, in path order, each with ``path``, ``reason``,
+    ``attempts`` and ``time``."""
+
+    def failures(self, db: Database, job_id: str, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many entries there are, and ``limit`` of them from ``offset``."""
+        ...
+
+
+@runtime_checkable
 class LeavesPartials(Protocol):
     """Optional, for engines that keep a half-copied file under a temporary name in the target
     between runs (so a resume continues mid-file): remove them when the job is deleted."""

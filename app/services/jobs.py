@@ -24,7 +24,7 @@ from app.db.leases import Lease
 from app.db.ledger import Busy, JobLedger, NoSuchJob, StateChanged, claim_of
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, utcnow
 from app.db.session import Database
-from app.engines.base import Engine, InvalidField, JobRun, LeavesPartials, Purpose, RescansRegions
+from app.engines.base import Engine, InvalidField, JobRun, LeavesPartials, ListsFailures, Purpose, RescansRegions
 from app.errors import Conflict, InvalidValue, NotFound
 from app.policy.allocation import Grant, Priority, percentage_of, requested_threads
 from app.policy.percent import parse_percent
@@ -204,7 +204,7 @@ class JobService:
             if state is not None:
                 query = query.where(CopyJobRow.state == state.value)
             rows = list(session.scalars(query))
-            reports = dict(session.execute(select(VerificationRow.job_id, VerificationRow.status)).tuples().all())
+            reports = dict(session.execute(select(VerificationRow.job_id, VerificationRow.status)).all())
         runs = self._runner.run_stats()
         return [self._view(row, runs, reports.get(row.id)) for row in rows]
 
@@ -312,6 +312,15 @@ class JobService:
         except InvalidField as exc:
             raise InvalidValue(exc.field, exc.message) from None
         return self._view(row)
+
+    def failures(self, job_id: str, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """The entries the migration's latest pass could not copy: their count and one page.
+        A kind that stops at its first failure (a disk) has none to list."""
+        row = self._ledger_call(self._ledger.get, job_id)
+        engine = self._engines[row.kind]
+        if not isinstance(engine, ListsFailures):
+            return 0, []
+        return engine.failures(self._db, job_id, offset, limit)
 
     def verification(self, job_id: str, offset: int, limit: int) -> tuple[VerificationRow, list[DiscrepancyRow]]:
         with self._db.session() as session:

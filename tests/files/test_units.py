@@ -64,8 +64,9 @@ def test_a_unit_lists_several_regions_and_shares_one_budget(
     tmp_path: Path, helpers: Helpers, with_helpers: bool
 ) -> None:
     """One unit carries four regions, each answered on its own: the first's files are copied,
-    one that vanished is an error, the third copies what is left of the budget and leaves the
-    rest as tasks, and the fourth, met with the budget spent, is handed back unlisted."""
+    one that is not in the source is done and counted as vanished, the third copies what is
+    left of the budget and leaves the rest as tasks, and the fourth, met with the budget spent,
+    is handed back unlisted."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     for d, count in (("one", 2), ("two", 8), ("three", 1)):
         for i in range(count):
@@ -78,7 +79,8 @@ def test_a_unit_lists_several_regions_and_shares_one_budget(
     )
     unit.run(SLOT)
     one, gone, two, three = unit.results
-    assert isinstance(gone, FileNotFoundError)
+    assert isinstance(gone, StepResult)
+    assert (gone.done, gone.vanished, gone.failures) == (True, 1, [])
     assert three is DEFERRED
     assert isinstance(one, StepResult)
     assert isinstance(two, StepResult)

@@ -21,7 +21,7 @@ def test_a_first_burst_does_not_read_as_speed() -> None:
 def test_a_steady_counter_reads_its_rate() -> None:
     """Past the settling time the window reads the counter's true rate, and 0 once it stops."""
     window = RateWindow(horizon=60.0)
-    for tick in range(0, 60):
+    for tick in range(60):
         window.add(tick * 0.5, 1000.0 * tick * 0.5)
     assert abs(window.rate(10.0) - 1000.0) < 1e-6
     for tick in range(60, 90):

@@ -12,7 +12,16 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
 from app.api.deps import ServicesDep
 from app.api.problems import errors
-from app.api.schemas import Discrepancy, Failure, Migration, MigrationCreate, MigrationPatch, PoolShare, Verification
+from app.api.schemas import (
+    Discrepancy,
+    Failure,
+    Failures,
+    Migration,
+    MigrationCreate,
+    MigrationPatch,
+    PoolShare,
+    Verification,
+)
 from app.errors import InvalidValue
 from app.policy.percent import format_percent
 from app.policy.properties import SCAN_PERCENTAGE
@@ -71,9 +80,7 @@ def to_wire(view: JobView) -> Migration:
 def _failures(checkpoint: dict[str, Any] | None) -> list[Failure]:
     """What the engine recorded as not copied, as of its last checkpoint (at most seconds old)."""
     entries = (checkpoint or {}).get("failures") or []
-    return [
-        Failure(path=str(e["path"]), reason=str(e["reason"])) for e in entries if isinstance(e, dict) and "path" in e
-    ]
+    return [Failure.model_validate(e) for e in entries if isinstance(e, dict) and "path" in e and "reason" in e]
 
 
 def _definition(body: MigrationCreate) -> JobDefinition:
@@ -402,6 +409,37 @@ def add_pending_region(
     ```
     """
     return to_wire(services.jobs.add_pending_region(job_id, path))
+
+
+@router.get(
+    "/migrations/{job_id}/failures",
+    operation_id="listFailures",
+    summary="List the entries a migration could not copy",
+    responses=errors(404, 422),
+)
+def failures(
+    services: ServicesDep,
+    job_id: JobId,
+    offset: Annotated[int, Query(ge=0, le=2**31, description="entries to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most entries to return")] = 100,
+) -> Failures:
+    """Every entry the latest pass of a files migration could not copy, with its reason, the
+    attempts made (a pass tries each once more at its end) and when it failed last, in path
+    order, as of the last checkpoint. A pass with any ends `FAILED`; `resume` tries them again.
+    A disk migration stops at its first failure and lists none here.
+
+    ```sh
+    curl 'http://127.0.0.1:18080/migrations/projects/failures?offset=0&limit=100'
+    ```
+    """
+    total, entries = services.jobs.failures(job_id, offset, limit)
+    return Failures(
+        migration_id=job_id,
+        total=total,
+        offset=offset,
+        limit=limit,
+        failures=[Failure.model_validate(entry) for entry in entries],
+    )
 
 
 @router.get(

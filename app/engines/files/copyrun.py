@@ -31,6 +31,7 @@ from app.engines.base import JobContext, JobFailed, Progress, Unit
 from app.engines.files.copy import finish_dir
 from app.engines.files.counters import Counters
 from app.engines.files.durable import DurableFrontier, FrontierRun
+from app.engines.files.failures import Failures, Retry, What
 from app.engines.files.helpers import Helpers
 from app.engines.files.largefiles import LargeFiles
 from app.engines.files.listing import FileTask, Listing, Roots, StepResult, reason
@@ -38,7 +39,7 @@ from app.engines.files.options import Durability, FilesOptions, ScanType
 from app.engines.files.policy import Meta, is_large
 from app.engines.files.regions import normalise_region, parent_region
 from app.engines.files.smallfiles import Budget, Outcome
-from app.engines.files.store import ACTIVE, PARTIAL, Store
+from app.engines.files.store import ACTIVE, FAILED, PARTIAL, Store
 from app.engines.files.syncfs import syncfs
 from app.engines.files.tuning import Tuning
 from app.engines.files.units import BatchUnit, Deferred, Env, ListUnit, RangeUnit
@@ -83,12 +84,15 @@ class CopyRun(FrontierRun):
         )  # fmt: skip
         self._journal = self._frontier.journal
         self._counters = Counters()
+        self._failures = Failures(self._journal)
+        #: Whether this run has tried its failures again at the end of its pass (it does once).
+        self._retried = False
         self._regions: dict[str, Region] = {}
         self._continuations: deque[Region] = deque()
         self._small: deque[FileTask] = deque()
         self._relist: set[str] = set()
         self._large = LargeFiles(
-            self._env, tuning.range_size, self._counters, self._journal, self._lock, self._file_done
+            self._env, tuning.range_size, self._counters, self._failures, self._journal, self._lock, self._file_done
         )
         self._rescan_after: set[str] = set()
         self._inflight = 0
@@ -111,10 +115,10 @@ class CopyRun(FrontierRun):
             return
         state = restored.state
         counters = Counters.from_json(state.get("counters"))
-        counters.failures.extend(state.get("failures") or [])
         for name in counters.__slots__:  # the same object is shared with the large-file helper
             setattr(self._counters, name, getattr(counters, name))
         self._large.partials = self._frontier.store.load(PARTIAL)
+        self._failures.restore(self._frontier.store.load(FAILED))
         self._relist = restored.relist
         self._roots = dataclasses.replace(self._roots, untrusted_since=restored.untrusted_since)
         self._frontier.baseline()
@@ -122,6 +126,10 @@ class CopyRun(FrontierRun):
     # -- handing out units ---------------------------------------------------------------------
 
     def _pick(self) -> Unit | None:
+        if not self._retried and self._failures and self._pass_over():
+            self._retried = True
+            for retry in self._failures.try_again():
+                self._queue_retry(retry)
         room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
             return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._budget)
@@ -130,6 +138,15 @@ class CopyRun(FrontierRun):
         if self._small:
             return self._batch()
         return self._large.next()
+
+    def _queue_retry(self, retry: Retry) -> None:
+        """Queue a region to try failed entries again (under the lock; nothing is in flight)."""
+        if not retry.relist:
+            self._relist.discard(retry.region)
+            self._frontier.push(retry.region)
+        elif self._frontier.push(retry.region):
+            self._relist.add(retry.region)
+            self._journal.put(ACTIVE, retry.region)  # restored as a relist, too
 
     def _start_region(self) -> ListUnit | None:
         if self._frontier.lifo and self._regions:
@@ -200,7 +217,7 @@ class CopyRun(FrontierRun):
             return
         if isinstance(result, BaseException):
             listing.close()
-            self._counters.fail(region.relpath or "/", f"directory not listed: {reason(result)}")
+            self._failures.add(region.relpath, f"directory not listed: {reason(result)}", What.DIRECTORY)
             if region.meta is None:
                 del self._regions[region.relpath]
                 self._frontier.listed(region.relpath)
@@ -230,8 +247,9 @@ class CopyRun(FrontierRun):
         c.bytes_copied += result.bytes_copied
         c.files_deleted += result.files_deleted
         c.directories_deleted += result.directories_deleted
-        for path, why in result.failures:
-            c.fail(path, why)
+        c.files_vanished += result.vanished
+        for path, why, what in result.failures:
+            self._failures.add(path, why, what)
         children = sorted(result.children, reverse=self._frontier.lifo)
         for child, fresh in children:
             self._made += fresh
@@ -255,8 +273,10 @@ class CopyRun(FrontierRun):
             elif outcome is Outcome.EQUAL:
                 c.files_skipped += 1
                 c.bytes_skipped += size
+            elif outcome is Outcome.VANISHED:
+                c.files_vanished += 1
             else:
-                c.fail(task.relpath, why)
+                self._failures.add(task.relpath, why)
             self._file_done(task.region, after)
 
     def _file_done(self, relpath: str, after: After) -> None:
@@ -272,8 +292,9 @@ class CopyRun(FrontierRun):
                     finish_dir(self._roots.target / region.relpath, region.meta, self._env.fsync)
             except OSError as exc:
                 with self._lock:
-                    self._counters.fail(region.relpath or "/", f"directory not finished: {reason(exc)}")
+                    self._failures.add(region.relpath, f"directory not finished: {reason(exc)}", What.UNFINISHED)
             with self._lock:
+                self._failures.region_done(region.relpath)
                 self._regions.pop(region.relpath, None)
                 self._journal.delete(ACTIVE, region.relpath)
                 if region.relpath in self._rescan_after:
@@ -297,21 +318,26 @@ class CopyRun(FrontierRun):
 
     def is_done(self) -> bool:
         with self._lock:
-            return (
-                self._inflight == 0
-                and not self._regions
-                and not len(self._frontier)
-                and not self._small
-                and self._large.idle()
-                and not self._frontier.refilling
-            )
+            return self._pass_over() and (self._retried or not self._failures)
+
+    def _pass_over(self) -> bool:
+        """Nothing is left to list or copy, and nothing is in flight (under the lock)."""
+        return (
+            self._inflight == 0
+            and not self._regions
+            and not len(self._frontier)
+            and not self._small
+            and self._large.idle()
+            and not self._frontier.refilling
+        )
 
     def progress(self) -> Progress:
         with self._lock:
             pending = len(self._frontier) + sum(1 for r in self._regions.values() if not r.listed)
             c = self._counters
             total = c.bytes_scanned if pending == 0 else None
-            return Progress(c.fields(pending), c.bytes_copied + c.bytes_skipped, total, c.bytes_copied)
+            fields = c.fields(pending, len(self._failures))
+            return Progress(fields, c.bytes_copied + c.bytes_skipped, total, c.bytes_copied)
 
     def _changes(self) -> int:
         """A count that grows with every change this run made to the target (under the lock)."""
@@ -320,7 +346,7 @@ class CopyRun(FrontierRun):
 
     def _state(self) -> dict[str, Any]:
         counters = self._counters.to_json()
-        failures = counters.pop("failures")
+        failures = self._failures.recent()
         return {"version": 1, "counters": counters, "failures": failures, "complete": self._frontier.completed}
 
     def checkpoint(self) -> dict[str, Any]:
@@ -329,8 +355,18 @@ class CopyRun(FrontierRun):
             return self._state()
 
     def finish(self) -> None:
-        """Everything landed: sync it, then forget the job's work rows (a later pass starts a fresh scan)."""
+        """The pass is over. Everything landed: sync it, then forget the job's work rows (a later
+        pass starts a fresh scan). Entries failed even when tried again: the pass FAILED, and its
+        checkpoint (with the failures) stays for a resume to try them again."""
         self._frontier.write(clean=True)
+        with self._lock:
+            failed = len(self._failures)
+        if failed:
+            entries = "1 entry" if failed == 1 else f"{failed} entries"
+            raise JobFailed(
+                f"{entries} could not be copied, even when tried again: "
+                f"GET /migrations/{self._ctx.spec.job_id}/failures lists them; resume tries them again"
+            )
         self._frontier.complete()
 
     def close(self) -> None:

@@ -11,12 +11,13 @@ from app.db.session import Database
 from app.engines.base import InvalidField, JobContext, JobFailed, JobRun, Purpose
 from app.engines.files.copyrun import CopyRun
 from app.engines.files.counters import empty_fields
+from app.engines.files.failures import public
 from app.engines.files.helpers import Helpers
 from app.engines.files.largefiles import remove_partials
 from app.engines.files.options import parse_options
 from app.engines.files.paths import validate_paths
 from app.engines.files.regions import record_pending_region
-from app.engines.files.store import Store
+from app.engines.files.store import FAILED, Store
 from app.engines.files.syncfs import syncfs
 from app.engines.files.tuning import Tuning
 from app.engines.files.verifyrun import VerifyRun
@@ -69,6 +70,11 @@ class FilesEngine:
         """Remove the temporaries of large files a stopped copy was part way through (kept so a
         resume continues mid-file): the job is being deleted and will not resume."""
         return remove_partials(Store(db, job_id), Path(target))
+
+    def failures(self, db: Database, job_id: str, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """The entries the job's latest pass could not copy (as of its last checkpoint)."""
+        store = Store(db, job_id)
+        return store.count(FAILED), [public(relpath, record) for relpath, record in store.page(FAILED, offset, limit)]
 
     def add_pending_region(self, db: Database, job_id: str, path: str, run: JobRun | None) -> None:
         """Rescan one directory: now in a running copy, else at the job's next run."""

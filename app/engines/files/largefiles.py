@@ -17,6 +17,7 @@ import structlog
 
 from app.engines.files.copy import Interrupted, is_temp
 from app.engines.files.counters import Counters
+from app.engines.files.failures import Failures
 from app.engines.files.frontier import Journal
 from app.engines.files.listing import FileTask, reason
 from app.engines.files.regions import parent_region
@@ -32,10 +33,11 @@ FileDone = Callable[[str, After], None]
 
 
 class LargeFiles:
-    def __init__(self, env: Env, range_size: int, counters: Counters, journal: Journal,
+    def __init__(self, env: Env, range_size: int, counters: Counters, failures: Failures, journal: Journal,
                  lock: threading.Lock, file_done: FileDone) -> None:  # fmt: skip
         self.env, self.range_size = env, range_size
-        self.counters, self.journal, self.lock, self.file_done = counters, journal, lock, file_done
+        self.counters, self.failures, self.journal = counters, failures, journal
+        self.lock, self.file_done = lock, file_done
         self.queue: deque[RangeUnit] = deque()
         #: ``partial`` rows of the last run, by relative path: taken when the file is met again.
         self.partials: dict[str, Any] = {}
@@ -76,7 +78,10 @@ class LargeFiles:
             return
         if error is not None:
             large.failed = True
-            self.counters.fail(task.relpath, reason(error))
+            if unit.vanished:
+                self.counters.files_vanished += 1
+            else:
+                self.failures.add(task.relpath, reason(error))
             self.journal.delete(PARTIAL, task.relpath)
             temp = large.temp
             if temp is not None:
@@ -114,7 +119,7 @@ class LargeFiles:
             touch(Path(self.env.target) / task.relpath, task)
         except OSError as exc:
             with self.lock:
-                self.counters.fail(task.relpath, f"mode and times not set: {reason(exc)}")
+                self.failures.add(task.relpath, f"mode and times not set: {reason(exc)}")
 
 
 def remove_partials(store: Store, target: Path) -> int:

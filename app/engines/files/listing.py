@@ -20,6 +20,7 @@ from stat import S_ISREG
 
 from app.engines.files.copy import is_temp, make_special, make_symlink
 from app.engines.files.exclude import Excluder
+from app.engines.files.failures import What
 from app.engines.files.options import ActionPolicy, FilesOptions
 from app.engines.files.policy import Action, Kind, Meta, decide
 
@@ -63,7 +64,10 @@ class StepResult:
     bytes_copied: int = 0
     files_deleted: int = 0
     directories_deleted: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Entries that could not be copied: path, reason, and what failed (how it is tried again).
+    failures: list[tuple[str, str, What]] = field(default_factory=list)
+    #: Entries found in the listing and gone from the source when they were reached.
+    vanished: int = 0
     #: The source directory's own metadata (first step), for finishing the region.
     dir_meta: Meta | None = None
     done: bool = False
@@ -178,7 +182,14 @@ class Listing:
     def step(self, limit: int) -> StepResult:
         result = StepResult()
         if self._entries is None:
-            self._open(result)
+            try:
+                self._open(result)
+            except FileNotFoundError:
+                if os.path.lexists(self.src_dir):
+                    raise
+                self.close()  # the directory left the source since it was found: nothing to do
+                result.vanished, result.done = 1, True
+                return result
         assert self._entries is not None
         # Entries in inode order, not the directory's (hash order on ext4): on a cold source the
         # inodes, and the data of files written one after another, are read nearly in disk order.
@@ -187,7 +198,7 @@ class Listing:
             try:
                 self._entry(entry, result)
             except OSError as exc:
-                result.failures.append((join(self.region, entry.name), reason(exc)))
+                self._failed(entry, exc, result)
         if len(entries) >= limit:
             return result
         self.close()
@@ -195,6 +206,13 @@ class Listing:
             self._match_target(result)
         result.done = True
         return result
+
+    def _failed(self, entry: os.DirEntry[str], exc: OSError, result: StepResult) -> None:
+        if isinstance(exc, FileNotFoundError) and not _exists(entry.name, self._src_fd):
+            result.vanished += 1  # deleted from the source since the directory was read
+            return
+        what = What.DIRECTORY if entry.is_dir(follow_symlinks=False) else What.ENTRY
+        result.failures.append((join(self.region, entry.name), reason(exc), what))
 
     def _target_stat(self, name: str) -> os.stat_result | None:
         if name not in self._target_names:
@@ -249,7 +267,7 @@ class Listing:
             result.files_scanned += 1
             result.bytes_scanned += meta.size if meta.kind is Kind.FILE else 0
         if action is Action.UNSUPPORTED:
-            result.failures.append((relpath, "not a regular file, directory or symlink: not copied"))
+            result.failures.append((relpath, "not a regular file, directory or symlink: not copied", What.ENTRY))
             return
         target = self.dst_dir / name
         if action is Action.REPLACE:
@@ -313,4 +331,15 @@ class Listing:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                result.failures.append((relpath, f"not removed from the target: {reason(exc)}"))
+                result.failures.append((relpath, f"not removed from the target: {reason(exc)}", What.DELETION))
+
+
+def _exists(name: str, dir_fd: int | None) -> bool:
+    """Whether ``name`` is (still) in the directory ``dir_fd``, whatever it is."""
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True

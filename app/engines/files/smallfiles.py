@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.engines.bandwidth import BandwidthLimiter
 from app.engines.files.copy import Interrupted, copy_file_at, same_content
+from app.engines.files.failures import What
 from app.engines.files.listing import DIRECTORY_FLAGS, FileTask, StepResult, reason
 from app.engines.files.policy import is_large
 
@@ -23,6 +24,8 @@ class Outcome(Enum):
     COPIED = "copied"
     EQUAL = "equal"
     FAILED = "failed"
+    #: Gone from the source since it was listed: not a failure.
+    VANISHED = "vanished"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,10 @@ def copy_inline(
         elif outcome is Outcome.EQUAL:
             result.files_skipped += 1
             result.bytes_skipped += size
+        elif outcome is Outcome.VANISHED:
+            result.vanished += 1
         else:
-            result.failures.append((task.relpath, why))
+            result.failures.append((task.relpath, why, What.ENTRY))
     result.tasks = inline[len(outcomes) :] + rest
 
 
@@ -132,7 +137,8 @@ def copy_small_files(
             except Interrupted:
                 break
             except OSError as exc:
-                results.append((Outcome.FAILED, 0, reason(exc)))
+                gone = isinstance(exc, FileNotFoundError) and not os.path.lexists(source / task.relpath)
+                results.append((Outcome.VANISHED, 0, "") if gone else (Outcome.FAILED, 0, reason(exc)))
     finally:
         dirs.close()
     return results

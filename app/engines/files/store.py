@@ -8,6 +8,8 @@ Buckets (the ``bucket`` column; verification runs use their own, prefixed ``v``)
   queued again) on resume;
 * ``partial``  large files being copied range by range (payload: temporary name, size, mtime,
   finished offsets);
+* ``failed``   entries the copy could not copy (payload: reason, attempts, time, the region that
+  tries them again): kept when the pass ends FAILED, so a resume tries them again;
 * ``meta``     one row ``state``: counters and recent failures, written with the rest.
 
 Every method is one short transaction; none is called with file I/O in progress.
@@ -23,7 +25,7 @@ from sqlalchemy import delete, func, insert, select
 from app.db.models import WorkItemRow
 from app.db.session import Database
 
-PENDING, SPILL, ACTIVE, PARTIAL, META = "pending", "spill", "active", "partial", "meta"
+PENDING, SPILL, ACTIVE, PARTIAL, FAILED, META = "pending", "spill", "active", "partial", "failed", "meta"
 #: Rows per statement, under SQLite's bound-parameter limit.
 BATCH = 400
 #: The value that deletes a row in :meth:`Store.apply`.
@@ -63,6 +65,18 @@ class Store:
                 )
                 or 0
             )
+
+    def page(self, bucket: str, offset: int, limit: int) -> list[tuple[str, Any]]:
+        """Rows of ``bucket`` in key order, ``limit`` of them from ``offset``."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(WorkItemRow.key, WorkItemRow.payload)
+                .where(WorkItemRow.job_id == self.job_id, WorkItemRow.bucket == self._b(bucket))
+                .order_by(WorkItemRow.key)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [(row.key, row.payload) for row in rows]
 
     def _delete(self, session: Any, bucket: str, keys: list[str]) -> None:
         for chunk in _chunks(keys):

@@ -198,9 +198,18 @@ class RangeUnit:
     length: int
     equal: bool = True
     landed: bool = False
+    #: The unit failed because its file is gone from the source (not a failure of the copy).
+    vanished: bool = False
     name: str = "range"
 
     def run(self, slot: WorkerSlot) -> None:
+        try:
+            self._run()
+        except FileNotFoundError:
+            self.vanished = not os.path.lexists(self.env.source / self.file.task.relpath)
+            raise
+
+    def _run(self) -> None:
         lf, env = self.file, self.env
         src, dst = env.source / lf.task.relpath, env.target / lf.task.relpath
         if lf.failed or lf.mismatch:
