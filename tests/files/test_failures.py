@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from app.engines.files import FilesEngine
+from app.engines.files.listing import Listing, Roots
+from app.engines.files.options import parse_options
 from tests.api.conftest import settings_for
 from tests.files.conftest import assert_same_tree, write
 from tests.servers import LiveServer, live_server
@@ -88,7 +90,7 @@ def test_entries_not_written_fail_the_pass_and_resume_copies_only_them(api: Live
 
     assert api.client.post("/migrations/tree/resume").status_code == 200
     done = api.wait_for("tree", {"FAILED", "COMPLETED"}, timeout=30)
-    assert (done["state"], done["error"]) == ("COMPLETED", None)
+    assert (done["state"], done["error"]) == ("COMPLETED", None), api.client.get("/migrations/tree/failures").text
     assert done["progress"]["filesFailed"] == 0
     assert_same_tree(src, dst)
     after = inodes(dst)
@@ -101,3 +103,18 @@ def test_failures_of_unknown_migration_are_404(api: LiveServer) -> None:
     response = api.client.get("/migrations/nope/failures")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_directory_made_by_its_own_listing_meanwhile_is_no_failure(tmp_path: Path) -> None:
+    """Race covered: when a pass tries failed entries again, the relist of /locked and the whole
+    listing of /locked/sub run at once and both create the target /locked/sub. A relist that read
+    its target before the other made the directory finds it made: no failure, not 'fresh'."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "locked" / "sub" / "z.txt", "z")
+    (dst / "locked").mkdir(parents=True)
+    options = parse_options({})
+    listing = Listing(Roots(src, dst, options, options.excluder), "locked", fresh=False, relist=True, keep=frozenset())
+    listing.step(0)  # opened: the target read, no entry handled yet
+    (dst / "locked" / "sub").mkdir()  # the other listing
+    result = listing.step(100)
+    assert (result.done, result.failures) == (True, [])

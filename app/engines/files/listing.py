@@ -284,7 +284,14 @@ class Listing:
     def _directory(self, target: Path, relpath: str, action: Action, result: StepResult) -> None:
         created = action is not Action.SKIP
         if created:
-            target.mkdir(mode=0o700)
+            try:
+                target.mkdir(mode=0o700)
+            except FileExistsError:
+                # Made since this directory's target was read: by the listing of that very
+                # region, when both try failed entries again at the end of a pass.
+                if not target.is_dir():
+                    raise
+                created = False
         if not self.relist:
             result.children.append((relpath, created))
 
