@@ -53,6 +53,11 @@ class JobFailed(Exception):
     """
 
 
+class UnitInterrupted(Exception):
+    """A unit gave up part way because its run is stopping (a stop, a shutdown, a lost lease):
+    not a failure; what it did not finish is done again by the next run."""
+
+
 class Unreachable(Exception):
     """Raised by ``open`` when an endpoint cannot be reached at the connection level (refused,
     no socket, no answer), as opposed to a definite refusal (no such export, wrong size).

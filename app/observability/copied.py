@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter
 
 from app.engines.base import Purpose, Unit
-from app.pool.run import RunHandle
+from app.pool.run import RunHandle, UnitOutcome
 
 
 class CopiedCounters:
@@ -33,7 +33,7 @@ class CopiedCounters:
             self.bytes.labels(kind)
             self.files.labels(kind)
 
-    def observe_unit(self, run: RunHandle, unit: Unit, seconds: float, ok: bool) -> None:
+    def observe_unit(self, run: RunHandle, unit: Unit, seconds: float, outcome: UnitOutcome) -> None:
         if self._purpose_of(run.job_id) is not Purpose.COPY:
             return
         progress = run.progress()

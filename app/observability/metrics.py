@@ -18,7 +18,7 @@ from app.engines.base import Unit
 from app.observability.copied import CopiedCounters
 from app.policy.states import State
 from app.pool.coordinator import Coordinator
-from app.pool.run import RunHandle
+from app.pool.run import RunHandle, UnitOutcome
 
 UNIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -73,7 +73,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(PoolCollector(coordinator, db))
         self.units = Counter(
-            "ferry_units", "units of work finished", ["kind", "unit", "outcome"], registry=self.registry
+            "ferry_units",
+            "units of work finished, by outcome: ok, failed, or interrupted by a stop",
+            ["kind", "unit", "outcome"],
+            registry=self.registry,
         )
         self.unit_seconds = Histogram(
             "ferry_unit_duration_seconds",
@@ -96,6 +99,6 @@ class Metrics:
         coordinator.unit_observers.append(self.observe_unit)
         coordinator.unit_observers.append(self.copied.observe_unit)
 
-    def observe_unit(self, run: RunHandle, unit: Unit, seconds: float, ok: bool) -> None:
-        self.units.labels(run.kind, unit.name, "ok" if ok else "failed").inc()
+    def observe_unit(self, run: RunHandle, unit: Unit, seconds: float, outcome: UnitOutcome) -> None:
+        self.units.labels(run.kind, unit.name, outcome.value).inc()
         self.unit_seconds.labels(run.kind, unit.name).observe(seconds)

@@ -42,7 +42,7 @@ from app.policy.properties import DEFAULT_CONFIG, RuntimeConfig
 from app.policy.states import State
 from app.pool.pool import PoolSnapshot, RunStats, ScanPool, UnitObserver
 from app.pool.rates import RateWindow
-from app.pool.run import Outcome, RunHandle, StopReason
+from app.pool.run import Outcome, RunHandle, StopReason, UnitOutcome
 from app.pool.totals import Totals
 from app.pool.view import ClusterView, HeldJob
 
@@ -511,10 +511,10 @@ class Coordinator:
         if self.config.bandwidth_limit:
             self._apply_bandwidth()
 
-    def _unit_observed(self, run: RunHandle, unit: Unit, seconds: float, ok: bool) -> None:
-        self.totals.unit_done(ok)
+    def _unit_observed(self, run: RunHandle, unit: Unit, seconds: float, outcome: UnitOutcome) -> None:
+        self.totals.unit_done(outcome)
         for observer in self.unit_observers:
-            observer(run, unit, seconds, ok)
+            observer(run, unit, seconds, outcome)
 
 
 __all__ = ["Coordinator", "JobRun"]

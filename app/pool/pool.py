@@ -33,7 +33,7 @@ from app.policy.allocation import (
     serving_order,
 )
 from app.policy.properties import DEFAULT_CONFIG
-from app.pool.run import RunHandle, StopReason
+from app.pool.run import RunHandle, StopReason, UnitOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ class PoolSnapshot:
         return sum(run.granted for run in self.runs)
 
 
-UnitObserver = Callable[[RunHandle, Unit, float, bool], None]
+UnitObserver = Callable[[RunHandle, Unit, float, UnitOutcome], None]
 
 
 class ScanPool:
@@ -219,9 +219,9 @@ class ScanPool:
                 unit = run.take_unit()
                 if unit is not None:
                     started = time.perf_counter()
-                    ok = run.run_unit(unit, slot)
+                    outcome = run.run_unit(unit, slot)
                     if self._on_unit is not None:
-                        self._on_unit(run, unit, time.perf_counter() - started, ok)
+                        self._on_unit(run, unit, time.perf_counter() - started, outcome)
             except Exception as exc:  # an engine bug (next_unit raised): fail the job, keep the thread
                 log.exception("pool worker error", action="worker_error", migration_id=run.job_id)
                 run.fail(f"internal error in the {run.kind} engine: {exc!r}")

@@ -22,7 +22,17 @@ from typing import Any
 import structlog
 
 from app.db.leases import LeaseLost
-from app.engines.base import Engine, JobContext, JobFailed, JobRun, Progress, Unit, Unreachable, WorkerSlot
+from app.engines.base import (
+    Engine,
+    JobContext,
+    JobFailed,
+    JobRun,
+    Progress,
+    Unit,
+    UnitInterrupted,
+    Unreachable,
+    WorkerSlot,
+)
 from app.policy.allocation import Claim, Grant, Priority
 from app.pool.rates import RateWindow
 from app.pool.reopen import Reopen
@@ -52,6 +62,14 @@ class Outcome(StrEnum):
     STOPPED = "STOPPED"  # by a user
     INTERRUPTED = "INTERRUPTED"  # by shutdown: another node, or this one restarted, takes it over
     LOST = "LOST"  # the lease went to another node: nothing of this run may be written
+
+
+class UnitOutcome(StrEnum):
+    """How one unit ended (the ``outcome`` label of ``ferry_units_total``)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # cut short by a stop: not a failure, redone by the next run
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +165,8 @@ class RunHandle:
                 return _Finish(self)
         return None
 
-    def run_unit(self, unit: Unit, slot: WorkerSlot) -> bool:
-        """Execute one unit on the calling pool thread; True when it succeeded."""
+    def run_unit(self, unit: Unit, slot: WorkerSlot) -> UnitOutcome:
+        """Execute one unit on the calling pool thread; how it ended."""
         error: BaseException | None = None
         try:
             unit.run(slot)
@@ -170,11 +188,13 @@ class RunHandle:
                 self.inflight -= 1
                 if error is None:
                     self.units_completed += 1
-                else:
+                elif not isinstance(error, UnitInterrupted):
                     self.units_failed += 1
                 self.starved_until = 0.0
             self._report_if_settled()
-        return error is None
+        if error is None:
+            return UnitOutcome.OK
+        return UnitOutcome.INTERRUPTED if isinstance(error, UnitInterrupted) else UnitOutcome.FAILED
 
     def _account(self, unit: Unit, error: BaseException | None) -> None:
         if isinstance(unit, _Open):

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.pool.run import UnitOutcome
+
 #: Progress fields summed into ``totals`` of ``/stats/scannerPoolStats``.
 SUMMED = ("retries", "bytesCopied", "filesCopied", "filesScanned", "directoriesScanned")
 
@@ -33,11 +35,11 @@ class Totals:
             for key, value in _numbers(progress).items():
                 self._finished[key] += max(0.0, value - baseline[key])
 
-    def unit_done(self, ok: bool) -> None:
+    def unit_done(self, outcome: UnitOutcome) -> None:
         with self._lock:
-            if ok:
+            if outcome is UnitOutcome.OK:
                 self.units_completed += 1
-            else:
+            elif outcome is UnitOutcome.FAILED:
                 self.units_failed += 1
 
     def current(self, live: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:

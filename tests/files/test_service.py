@@ -209,3 +209,26 @@ def test_deleting_a_stopped_migration_removes_its_partial_file(api: LiveServer, 
     assert client.delete("/migrations/half").status_code == 204
     assert temp_files(dst) == []
     assert (dst / "keep.txt").read_text() == "landed"
+
+
+def test_a_stop_before_any_range_landed_leaves_nothing_after_delete(api: LiveServer, tmp_path: Path) -> None:
+    """Stopped while the first range of its only large file is still being written (no range
+    finished, so no range recorded yet): the cut range counts as interrupted in
+    ferry_units_total, not failed, and DELETE leaves no temporary of ferry's in the target."""
+    src, dst = tmp_path / "data" / "src", tmp_path / "data" / "dst"
+    write(src / "big" / "disk.img", os.urandom(80 * 1024 * 1024))  # three ranges of 32 MiB
+    client = api.client
+    client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "8MB"})
+    client.put("/configuration/property", params={"key": "global.scan.limit", "value": "1"})
+    body = {"migrationId": "early", "kind": "files", "source": str(src), "target": str(dst)}
+    assert client.post("/migrations", json=body).status_code == 201
+    wait_until(lambda: temp_files(dst), 30, "the first range writing its temporary")
+    assert client.get("/migrations/early").json()["progress"].get("bytesCopied", 0) < 32 * 1024 * 1024
+    assert client.post("/migrations/early/stop").status_code == 200
+    api.wait_for("early", {"STOPPED"})
+    wait_until(lambda: client.get("/migrations/early").json()["node"] is None, 20, "the node let go of it")
+    metrics = client.get("/metrics").text
+    assert 'ferry_units_total{kind="files",outcome="interrupted",unit="range"}' in metrics, metrics
+    assert 'outcome="failed",unit="range"' not in metrics
+    assert client.delete("/migrations/early").status_code == 204
+    assert temp_files(dst) == []

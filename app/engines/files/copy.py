@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from app.engines.bandwidth import BandwidthLimiter
+from app.engines.base import UnitInterrupted
 from app.engines.files.policy import Meta
 
 #: Bytes per ``copy_file_range`` call: the grain of bandwidth accounting and of stop checks.
@@ -31,7 +32,7 @@ _TEMP = re.compile(r"\.ferry~[0-9a-f]{16}\.part")
 _FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM}
 
 
-class Interrupted(Exception):
+class Interrupted(UnitInterrupted):
     """The run is stopping: the unit gave up mid-copy and left only its temporary file."""
 
 

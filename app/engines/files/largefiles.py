@@ -74,7 +74,14 @@ class LargeFiles:
 
     def finished(self, unit: RangeUnit, error: BaseException | None, after: After) -> None:
         large, task = unit.file, unit.file.task
-        if large.failed or isinstance(error, Interrupted):
+        if large.failed:
+            return
+        if isinstance(error, Interrupted):
+            # Stopping: record the temporary even with no range finished, so that deleting the
+            # stopped job finds and removes it (a resume continues in it).
+            with large.lock:
+                if large.temp is not None:
+                    self.journal.put(PARTIAL, task.relpath, large.payload())
             return
         if error is not None:
             large.failed = True
