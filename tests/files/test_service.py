@@ -171,6 +171,13 @@ def test_special_files_are_recreated_as_rsync_does(api: LiveServer, tmp_path: Pa
         a, b = os.lstat(data / "src" / name), os.lstat(data / "dst" / name)
         assert (a.st_mode, a.st_rdev, a.st_mtime_ns) == (b.st_mode, b.st_rdev, b.st_mtime_ns), name
     assert (data / "dst" / "ok.txt").read_text() == "fine"
+    before = {name: os.lstat(data / "dst" / name).st_ino for name in ("pipe", "sock", "null")}
+    assert api.client.post("/migrations/odd/start").status_code == 200  # an incremental pass
+    api.wait_for("odd", {"COMPLETED"})
+    assert wait_until(lambda: api.client.get("/migrations/odd").json()["node"] is None, 20, "the pass settled")
+    again = api.client.get("/migrations/odd").json()
+    assert (again["progress"]["filesCopied"], again["progress"]["filesSkipped"]) == (0, 4)
+    assert {name: os.lstat(data / "dst" / name).st_ino for name in before} == before
 
 
 @pytest.mark.parametrize("field", ["source", "target"])
