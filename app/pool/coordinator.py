@@ -376,8 +376,11 @@ class Coordinator:
             return
         for job_id, region in self.ledger.take_regions(copying):
             run = self.pool.get(job_id)
-            engine = self.engines.get(run.kind) if run is not None else None
-            if run is not None and isinstance(engine, RescansRegions):
+            if run is None:  # leased here but its run is not in the pool yet: the next tick's
+                self.ledger.post_region(job_id, region)
+                continue
+            engine = self.engines.get(run.kind)
+            if isinstance(engine, RescansRegions):
                 engine.add_pending_region(run.ctx.db, job_id, region, run.engine_run)
 
     # -- leading -------------------------------------------------------------------------------

@@ -256,21 +256,27 @@ def _ended(disks: Servers, node: Any, job_id: str) -> dict[str, Any] | None:
 def test_a_rescan_asked_on_one_node_reaches_the_copy_on_another(cluster: Cluster) -> None:
     """addPendingRegion sent to the node that does not run the migration reaches the one that
     does: a file added to an already listed directory is copied in the same pass."""
-    a, b = cluster.start("a"), cluster.start("b")
+    a = cluster.start("a")
+    # In force on both nodes before the copy starts: b reads it when it starts (a node running
+    # the copy at full speed before its next reload of the properties ends the pass at once).
+    set_property(cluster, "global.bandwidth.limit", "2MB")
+    b = cluster.start("b")
     source, target = cluster.data / "src", cluster.data / "dst"
     (source / "early").mkdir(parents=True)
     (source / "early" / "first.txt").write_text("listed first")
-    (source / "late").mkdir()
-    for i in range(6):  # 25 MB at 2 MB/s: the pass outlasts the request whatever order it lists in
-        (source / "late" / f"blob{i}.bin").write_bytes(os.urandom(4 * 1024**2))
-    set_property(cluster, "global.bandwidth.limit", "2MB")
+    deep = source / "late" / "deeper" / "still"
+    deep.mkdir(parents=True)
+    for i in range(6):  # 25 MB at 2 MB/s, found two listings after early's file: copied after it
+        (deep / f"blob{i}.bin").write_bytes(os.urandom(4 * 1024**2))
     body = {"migrationId": "tree", "kind": "files", "source": str(source), "target": str(target)}
     assert a.client.post("/migrations", json=body).status_code == 201
     wait_until((target / "early" / "first.txt").exists, 30, "the early directory copied")
     (source / "early" / "added.txt").write_text("added after its directory was listed")
     running_on = cluster.migration("tree")["node"]
     other = a if running_on == "b" else b
-    assert other.client.post("/migrations/tree/addPendingRegion", params={"path": "/early"}).status_code == 200
+    asked = other.client.post("/migrations/tree/addPendingRegion", params={"path": "/early"})
+    assert asked.status_code == 200
+    assert asked.json()["state"] == "RUNNING", "the pass ended before the rescan was asked: no race tested"
     wait_until(lambda: not _posted(cluster.url), 10, "the running node took the request")
     cluster.api().delete("/configuration/property", params={"key": "global.bandwidth.limit"})
     done = wait_until(lambda: (m := cluster.migration("tree"))["state"] in ("COMPLETED", "FAILED") and m, 60)

@@ -207,6 +207,35 @@ def test_pending_region_added_while_running_is_listed_again(harness: Harness, sr
     assert_same_tree(src, dst)
 
 
+def test_a_pending_region_arriving_as_the_pass_ends_is_the_next_runs(
+    harness: Harness, src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Race covered: a rescan asked for after the run said its pass was over, while it finishes.
+    The live run refuses it (it used to take it into a frontier no unit would list again, and
+    the pass ended COMPLETED without it), so the engine records it for the next run instead."""
+    write(src / "d" / "f", "x")
+    job = harness.job(src, dst)
+    asked = threading.Event()
+    real_finish = copyrun.CopyRun.finish
+
+    def finish(self: copyrun.CopyRun) -> None:
+        asked.wait(10)  # the pass is over; the rescan comes now
+        real_finish(self)
+
+    monkeypatch.setattr(copyrun.CopyRun, "finish", finish)
+    answers: list[bool] = []
+
+    def add_while_finishing(run: RunHandle) -> None:
+        engine_run = run.engine_run
+        if not answers and isinstance(engine_run, copyrun.CopyRun) and engine_run.is_done():
+            answers.append(engine_run.add_pending_region("/d"))
+            asked.set()
+
+    result = harness.run(job, during=add_while_finishing)
+    assert result.outcome is Outcome.COMPLETED
+    assert answers == [False]
+
+
 def test_pending_region_recorded_for_a_stopped_job(harness: Harness, src: Path, dst: Path) -> None:
     """``record_pending_region`` stores a row the next run of a stopped job picks up."""
     for d in range(6):

@@ -96,6 +96,9 @@ class CopyRun(FrontierRun):
         )
         self._rescan_after: set[str] = set()
         self._inflight = 0
+        #: Set once :meth:`is_done` said True: the pass is over and the pool finishes the run, so
+        #: a rescan asked for from then on is the next run's.
+        self._ended = False
         #: Target directories this run created.
         self._made = 0
 
@@ -305,20 +308,26 @@ class CopyRun(FrontierRun):
 
     # -- the rest of the JobRun contract -------------------------------------------------------
 
-    def add_pending_region(self, path: str) -> None:
-        """Queue a rescan of one directory (and what is beneath it) in this running job."""
+    def add_pending_region(self, path: str) -> bool:
+        """Queue a rescan of one directory (and what is beneath it) in this running job; False
+        when the pass has already ended (the region is the next run's to list)."""
         relpath = normalise_region(path)
         with self._lock:
+            if self._ended:
+                return False
             if relpath in self._regions:
                 self._rescan_after.add(relpath)
             else:
                 self._frontier.push(relpath)
         self._frontier.spill()
         self._ctx.wake(1)
+        return True
 
     def is_done(self) -> bool:
+        """Whether the pass is over (failures tried again): once True, the pool finishes the run."""
         with self._lock:
-            return self._pass_over() and (self._retried or not self._failures)
+            self._ended = self._ended or (self._pass_over() and (self._retried or not self._failures))
+            return self._ended
 
     def _pass_over(self) -> bool:
         """Nothing is left to list or copy, and nothing is in flight (under the lock)."""

@@ -78,7 +78,5 @@ class FilesEngine:
 
     def add_pending_region(self, db: Database, job_id: str, path: str, run: JobRun | None) -> None:
         """Rescan one directory: now in a running copy, else at the job's next run."""
-        if isinstance(run, CopyRun):
-            run.add_pending_region(path)
-        else:
-            record_pending_region(db, job_id, path)
+        if not (isinstance(run, CopyRun) and run.add_pending_region(path)):
+            record_pending_region(db, job_id, path)  # not running, or its pass just ended
