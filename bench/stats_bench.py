@@ -1,13 +1,14 @@
 """How fast ``/stats/scannerPoolStats`` answers while ferry copies (issue 11's scenario).
 
-    .venv/bin/python bench/stats_bench.py [--seconds 20] [--rate 200]
+    .venv/bin/python bench/stats_bench.py [--seconds 20] [--rate 200] [--load all|disks|tree]
 
 A real ``ferry serve`` runs two disk copies (nbdkit sparse-random, 2 GiB, half data, each into an
 nbdkit memory export) and a tree copy (20 000 small files) at once, with the default pool; each is
 run again (reset, start) as soon as it completes, so the load lasts. A load generator in a process
 of its own sends ``--rate`` requests a second to the stats endpoint for ``--seconds``, on a few
 keep-alive connections, and reports how many were answered and the latency percentiles; the same
-load against the idle server is the baseline.
+load against the idle server is the baseline. ``--load`` runs only the disk copies or only the
+tree copy, to see which holds the server back.
 """
 
 from __future__ import annotations
@@ -125,19 +126,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--dir", default="/var/tmp", help="where sources and targets go")
+    parser.add_argument("--load", choices=("all", "disks", "tree"), default="all", help="which copies run")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ferry-stats-bench-", dir=args.dir)))
         server = stack.enter_context(ferry_server([tmp]))
         url = str(server.client.base_url)
         report("idle", measure(url, args.rate, args.seconds / 2))
-        tree(tmp / "tree")
-        disks = [
-            stack.enter_context(nbdkit(tmp, f"d{i}", "sparse-random", "4G", f"seed={i}", "percent=50"))
-            for i in range(2)
-        ]
-        bodies = [{"kind": "disk", "source": disk, "target": str(tmp / f"disk{i}.raw")} for i, disk in enumerate(disks)]
-        bodies.append({"kind": "files", "source": str(tmp / "tree"), "target": str(tmp / "tree-copy")})
+        bodies: list[dict[str, Any]] = []
+        if args.load in ("all", "disks"):
+            for i in range(2):
+                disk = stack.enter_context(nbdkit(tmp, f"d{i}", "sparse-random", "4G", f"seed={i}", "percent=50"))
+                bodies.append({"kind": "disk", "source": disk, "target": str(tmp / f"disk{i}.raw")})
+        if args.load in ("all", "tree"):
+            tree(tmp / "tree")
+            bodies.append({"kind": "files", "source": str(tmp / "tree"), "target": str(tmp / "tree-copy")})
         for i, body in enumerate(bodies):
             server.client.post("/migrations", json={"migrationId": f"load{i}", **body}).raise_for_status()
         busy = threading.Event()

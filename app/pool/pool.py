@@ -160,6 +160,11 @@ class ScanPool:
             # leader's next grants reach this node.
             idle = run.stop_reason is not None or _waiting(run, now)
             granted = 0 if idle else min(self._granted.get(run.job_id, 0), requested)
+            # Not open yet (first open, or trying again after its server was unreachable): the
+            # open is its one unit, so it is granted one thread until it is open.
+            run.grant_capped = not run.opened
+            if run.grant_capped:
+                granted = min(granted, 1)
             run.grant = Grant(percentage, source, requested, granted)
         ordered = serving_order(run.claim for run in self._runs.values())
         self._order = [self._runs[claim.job_id] for claim in ordered]
@@ -232,6 +237,8 @@ class ScanPool:
                     if due is not None:  # its open failed: its threads go to others meanwhile
                         self._rebalance()
                         self._wake_at(due)
+                    elif run.grant_capped and run.opened:  # it opened: its whole grant now
+                        self._rebalance()
                     elif unit is None:
                         run.starved_until = time.monotonic() + IDLE_WAIT
                     else:

@@ -112,6 +112,8 @@ class RunHandle:
         self.stop_reason: StopReason | None = None
         self.error: str | None = None
         self.grant = Grant(0.0, "priority", 0, 0)
+        #: Set by the pool (under its lock) while the grant is held to one thread until it opens.
+        self.grant_capped = False
         #: Threads at work on this run (units in flight, plus reservations being filled).
         self.active = 0
         self.inflight = 0
@@ -230,6 +232,12 @@ class RunHandle:
             raise JobFailed(Reopen.give_up(error))
         log.info("waiting to open", action="open_waiting", migration_id=self.job_id, waiting_for=error.what,
                  reason=error.reason, next_try_seconds=round(at - now, 1))  # fmt: skip
+
+    @property
+    def opened(self) -> bool:
+        """Whether its source and target are open (until then one thread is all it can use)."""
+        with self._lock:
+            return self.phase not in (Phase.OPENING, Phase.WAITING)
 
     def waiting_until(self) -> float | None:
         """While WAITING (and not stopped): when the next try to open is due. The pool gives the

@@ -71,7 +71,7 @@ def test_actions_follow_the_state_table(ferry: Ferry, server: LiveServer) -> Non
         "/t",
         "--no-start",
         "-o",
-        "units=400",
+        "units=20000",  # 10 s or more at any grant: every stop comes before the end
         "-o",
         "unitSeconds=0.05",
     )

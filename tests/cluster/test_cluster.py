@@ -86,9 +86,13 @@ def test_one_pool_across_nodes_never_exceeds_the_limit(cluster: Cluster, disks: 
         wait_until(lambda job=job: cluster.migration(job)["state"] == "COMPLETED", 90, f"{job} completed")
         assert same_disk(sources[job], target, 2 * SIZE), job
     copied = sum(cluster.migration(job)["progress"]["bytesCopied"] for job in sources)
-    for node_id, node in cluster.nodes.items():  # any node describes the whole cluster
-        window = node.client.get("/stats/throughputSummary").json()["windows"][-1]
-        assert window["bytes"] >= copied * 0.99, node_id
+    for node_id, node in cluster.nodes.items():  # any node describes the whole cluster, once
+        # it has read the others' last progress (they save it every few seconds)
+
+        def counted(node: Any = node) -> bool:
+            return bool(node.client.get("/stats/throughputSummary").json()["windows"][-1]["bytes"] >= copied * 0.99)
+
+        wait_until(counted, 15, f"{node_id} counting every node's bytes")
         metrics = node.client.get("/metrics").text
         assert all(f'ferry_node_heartbeat_age_seconds{{node="{other}"}}' in metrics for other in cluster.nodes)
 

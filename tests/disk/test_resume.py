@@ -28,7 +28,8 @@ def read_bytes_logged(log: Path) -> int:
 def test_stop_then_resume_copies_only_the_rest(servers: Servers, driver: Driver, tmp_path: Path) -> None:
     """A copy stopped midway checkpoints its finished chunks; the resumed run reads only the
     remaining bytes from the source and the result is identical."""
-    slow = servers.nbdkit("pattern", str(SIZE), "rdelay=50ms", filters=("delay",))
+    size = 4 * SIZE  # 256 chunks of 50 ms each: a stop after 8 comes long before the end
+    slow = servers.nbdkit("pattern", str(size), "rdelay=50ms", filters=("delay",))
     target = tmp_path / "disk.img"
     pool, run = driver.start(slow, str(target), {"chunkSize": 131072}, job_id="resumable")
     wait_for(lambda: (run.progress_fields().get("extentsDone") or 0) >= 8)
@@ -37,16 +38,16 @@ def test_stop_then_resume_copies_only_the_rest(servers: Servers, driver: Driver,
     assert first.outcome == "STOPPED"
     assert first.checkpoint is not None
     done_first = first.checkpoint["counters"]["bytesCopied"]
-    assert 0 < done_first < SIZE
+    assert 0 < done_first < size
 
     log = tmp_path / "reads.log"
-    logged = servers.nbdkit("pattern", str(SIZE), f"logfile={log}", filters=("log",))
+    logged = servers.nbdkit("pattern", str(size), f"logfile={log}", filters=("log",))
     second = driver.run(logged, str(target), {"chunkSize": 131072}, checkpoint=first.checkpoint, job_id="resumable")
     assert (second.outcome, second.error) == ("COMPLETED", None)
-    assert read_bytes_logged(log) == SIZE - done_first
-    assert second.progress["bytesCopied"] == SIZE
+    assert read_bytes_logged(log) == size - done_first
+    assert second.progress["bytesCopied"] == size
     assert second.progress["extentsDone"] == second.progress["extentsTotal"]
-    assert digest(str(target), SIZE) == digest(logged, SIZE)
+    assert digest(str(target), size) == digest(logged, size)
 
 
 def test_verify_option_passes_on_a_good_copy(servers: Servers, driver: Driver, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from app.policy.allocation import Claim, PoolPolicy, Priority
 from app.pool.pool import ScanPool
 from app.pool.run import Outcome, RunHandle, StopReason
 from tests.fakes.engine import FakeEngine
+from tests.waiting import wait_until
 
 SHARES = {Priority.LOW: 100.0, Priority.NORMAL: 100.0, Priority.HIGH: 100.0}
 
@@ -48,13 +49,6 @@ def make_run(
     ctx = JobContext(spec, Purpose.COPY, None, False, db, BandwidthLimiter(), ())
     leave = (lambda run: pool.remove(run.job_id)) if pool is not None else (lambda run: None)
     return RunHandle(Claim(job_id, priority, started), engine.kind, engine, ctx, {}, on_settled=leave)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def test_never_more_units_at_work_than_the_limit(pool: ScanPool, db: Database) -> None:
@@ -109,7 +103,8 @@ def test_high_priority_is_served_first(pool: ScanPool, db: Database) -> None:
     high = make_run(engine, db, "high", Priority.HIGH, started=1, pool=pool, units=40, unitSeconds=0.02)
     pool.add(low)
     pool.add(high)
-    assert (high.grant.granted, low.grant.granted) == (4, 0)
+    # One thread each until open (the open is the one unit), then HIGH holds them all.
+    wait_until(lambda: (high.grant.granted, low.grant.granted) == (4, 0), what="HIGH open, granted the pool")
     wait_until(high.settled)
     low_run = engine.runs.get("low")  # None: not even opened while HIGH held the pool
     assert low_run is None or low_run.progress().fields["unitsDone"] < 40
@@ -195,6 +190,33 @@ def test_unlimited_bandwidth_never_waits() -> None:
     assert time.monotonic() - started < 0.5
 
 
+def test_a_run_not_open_yet_is_granted_one_thread(db: Database) -> None:
+    """Opening is one unit: until a run is open it is granted one thread (not its share, which
+    would show threads it cannot use), and its whole share once it is."""
+    scan_pool = ScanPool(PoolPolicy(limit=4, max_per_job=50, shares=SHARES))
+    engine = FakeEngine()
+    run = make_run(engine, db, "slow-open", unreachableTries=1, retryDelay=0.3, units=400, unitSeconds=0.02)
+    grants: list[int] = []
+
+    def opened() -> bool:
+        granted = run.grant.granted  # read first: a grant read before the run opened
+        if run.opened:
+            return True
+        grants.append(granted)
+        return False
+
+    scan_pool.add(run)
+    try:
+        wait_until(opened, timeout=5, every=0.002)
+        assert grants, "the run opened before its grant was read"
+        assert max(grants) <= 1, grants
+        wait_until(lambda: run.grant.granted == 4, what="its whole share once open")
+    finally:
+        scan_pool.stop("slow-open", StopReason.USER)
+        wait_until(run.settled)
+        assert scan_pool.close(5.0)
+
+
 def test_a_stopping_run_hands_its_threads_to_the_others(pool: ScanPool, db: Database) -> None:
     """On stop, the run's grant drops to 0 at once; a waiting run gets the threads as units end."""
     engine = FakeEngine()
@@ -202,10 +224,12 @@ def test_a_stopping_run_hands_its_threads_to_the_others(pool: ScanPool, db: Data
     second = make_run(engine, db, "second", started=1, pool=pool, units=1000, unitSeconds=0.05)
     pool.add(first)
     pool.add(second)
-    assert (first.grant.granted, second.grant.granted) == (4, 0)
+    wait_until(lambda: (first.grant.granted, second.grant.granted) == (4, 0), what="first open, granted the pool")
     wait_until(lambda: engine.concurrency.now == 4)
     pool.stop("first", StopReason.USER)
-    assert (first.grant.granted, second.grant.granted) == (0, 4)
+    assert first.grant.granted == 0
+    assert second.grant.granted == 1  # not open yet: the open is its one unit
+    wait_until(lambda: second.grant.granted == 4, what="second open, granted the pool")
     wait_until(lambda: "second" in engine.runs and engine.runs["second"].concurrency.now == 4, timeout=2)
     assert pool.peak_active <= 4
     pool.stop("second", StopReason.USER)
@@ -245,7 +269,7 @@ def test_a_run_waiting_to_open_lends_its_threads_to_others(db: Database) -> None
     wait_until(lambda: "low" in engine.runs and engine.runs["low"].concurrency.now == 4)
     wait_until(lambda: "high" in engine.runs, timeout=5)  # opened at the third try, 0.3 + 0.6 s on
     assert engine.opens["high"] == 3
-    assert (high.grant.granted, low.grant.granted) == (4, 0)
+    wait_until(lambda: (high.grant.granted, low.grant.granted) == (4, 0), what="HIGH open, granted the pool")
     wait_until(high.settled)
     assert (high.outcome(), high.notice) == (Outcome.COMPLETED, None)
     low.request_stop(StopReason.USER)
