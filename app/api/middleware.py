@@ -46,7 +46,9 @@ class RequestContext:
                 self.metrics.requests.labels(scope["method"], route, str(status)).inc()
                 self.metrics.request_seconds.labels(scope["method"], route).observe(seconds)
                 if route not in ("/healthz", "/readyz", "/metrics"):
-                    log.info(
+                    # What dashboards poll many times a second is logged at debug only.
+                    emit = log.debug if scope["method"] == "GET" and route.startswith("/stats/") else log.info
+                    emit(
                         "request",
                         action="http_request",
                         method=scope["method"],

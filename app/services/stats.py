@@ -16,6 +16,7 @@ from app.db.models import CopyJobRow
 from app.db.session import Database
 from app.policy.allocation import Priority, percentage_of, requested_threads
 from app.policy.percent import format_percent
+from app.policy.properties import RuntimeConfig
 from app.policy.states import State
 from app.pool.coordinator import THROUGHPUT_WINDOWS, Coordinator
 from app.pool.view import ClusterView
@@ -30,10 +31,21 @@ class StatsService:
         self._coordinator = coordinator
         #: Started and stopped with the server (the app's lifespan).
         self.history = History(self._history_sample)
+        #: The last answer and the view and configuration it was made from.
+        self._pool_answer: tuple[ClusterView, object, dict[str, Any]] | None = None
 
     def scanner_pool(self) -> dict[str, Any]:
-        view = self._coordinator.view
-        config = self._coordinator.config
+        """The pool's figures, made once per view the coordinator publishes (every tick) and
+        configuration: between two, every request gets the same answer (do not change it)."""
+        view, config = self._coordinator.view, self._coordinator.config
+        cached = self._pool_answer
+        if cached is not None and cached[0] is view and cached[1] is config:
+            return cached[2]
+        answer = self._scanner_pool(view, config)
+        self._pool_answer = (view, config, answer)
+        return answer
+
+    def _scanner_pool(self, view: ClusterView, config: RuntimeConfig) -> dict[str, Any]:
         policy = config.pool
         migrations = []
         for job in view.jobs.values():
