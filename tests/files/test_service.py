@@ -239,3 +239,30 @@ def test_a_stop_before_any_range_landed_leaves_nothing_after_delete(api: LiveSer
     assert 'outcome="failed",unit="range"' not in metrics
     assert client.delete("/migrations/early").status_code == 204
     assert temp_files(dst) == []
+
+
+def test_units_take_about_a_second_on_a_slow_link(api: LiveServer, tmp_path: Path) -> None:
+    """SPEC 4: units are sized to the link's speed. At 8 MB/s shared by two threads, a 24 MiB
+    file (one 3 s unit when files up to 32 MiB were copied whole) is cut into ranges the link
+    copies in about a second, and a second file, met once ranges have measured the link, into
+    smaller ones: no unit takes more than 2.5 s, so a smaller grant holds within 2 s."""
+    src, dst = tmp_path / "data" / "src", tmp_path / "data" / "dst"
+    write(src / "a" / "first.img", os.urandom(24 * 1024 * 1024))
+    write(src / "a" / "b" / "c" / "later.img", os.urandom(6 * 1024 * 1024))
+    client = api.client
+    client.put("/configuration/property", params={"key": "global.bandwidth.limit", "value": "8MB"})
+    client.put("/configuration/property", params={"key": "global.scan.limit", "value": "2"})
+    body = {"migrationId": "paced", "kind": "files", "source": str(src), "target": str(dst)}
+    assert client.post("/migrations", json=body).status_code == 201
+    api.wait_for("paced", {"COMPLETED"}, timeout=30)
+    assert_same_tree(src, dst)
+    metrics = client.get("/metrics").text
+
+    def count(unit: str, le: str) -> float:
+        name = f'ferry_unit_duration_seconds_bucket{{kind="files",le="{le}",unit="{unit}"}} '
+        lines = [line for line in metrics.splitlines() if line.startswith(name)]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+    assert count("range", "+Inf") >= 8, "the files were not cut into ranges"
+    for unit in ("range", "copy", "list"):
+        assert count(unit, "2.5") == count(unit, "+Inf"), f"a {unit} unit took more than 2.5 s"

@@ -17,9 +17,9 @@ from app.engines.base import JobContext, JobFailed, Progress, WorkerSlot
 from app.engines.disk.connections import Lanes
 from app.engines.disk.copier import READ_REQUEST, BatchResult, copy_batch
 from app.engines.disk.extents import Chunk, ChunkKind, Range
-from app.engines.disk.pace import LinkPace, live_rate
 from app.engines.disk.verify import Checker, compare, findings_of
 from app.engines.disk.work import Outcome, WorkQueue
+from app.engines.pace import LinkPace, live_rate
 from app.policy.pacing import BUDGET_SECONDS, UNIT_SECONDS, unit_bytes
 
 #: A copy unit's first batch: at most this many bytes (unless one chunk is larger) or chunks

@@ -135,7 +135,7 @@ class CopyRun(FrontierRun):
                 self._queue_retry(retry)
         room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
         if room and self._continuations:
-            return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._budget)
+            return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._paced())
         if room and (unit := self._start_region()) is not None:
             return unit
         if self._small:
@@ -171,12 +171,18 @@ class CopyRun(FrontierRun):
             listing = Listing(self._roots, relpath, fresh=fresh, relist=relist, keep=keep)
             self._regions[relpath] = Region(relpath, listing, relist)
             listings.append(listing)
-        return ListUnit(listings, self._tuning.list_step, self._env, self._budget) if listings else None
+        return ListUnit(listings, self._tuning.list_step, self._env, self._paced()) if listings else None
+
+    def _paced(self) -> Budget:
+        """What a listing unit may copy inline: never a file its own range unit should copy."""
+        return dataclasses.replace(self._budget, range_size=self._large.range_size())
 
     def _batch(self) -> BatchUnit:
         tasks: list[FileTask] = []
         size = 0
-        while self._small and len(tasks) < self._tuning.batch_files and size < self._tuning.batch_bytes:
+        # About half a second of work at the link's speed (a file is never more: see _enqueue).
+        most = min(self._tuning.batch_bytes, self._large.range_size())
+        while self._small and len(tasks) < self._tuning.batch_files and size < most:
             task = self._small.popleft()
             tasks.append(task)
             size += task.meta.size
@@ -262,7 +268,7 @@ class CopyRun(FrontierRun):
 
     def _enqueue(self, region: Region, task: FileTask) -> None:
         region.outstanding += 1
-        if not is_large(task.meta.size, self._tuning.range_size):
+        if not is_large(task.meta.size, self._large.range_size()):
             self._small.append(task)
             return
         self._large.add(task)

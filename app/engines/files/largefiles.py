@@ -24,6 +24,8 @@ from app.engines.files.regions import parent_region
 from app.engines.files.smallfiles import touch
 from app.engines.files.store import PARTIAL, Store
 from app.engines.files.units import Env, LargeFile, Phase, RangeUnit
+from app.engines.pace import LinkPace
+from app.policy.pacing import unit_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -32,19 +34,42 @@ After = list[Callable[[], None]]
 FileDone = Callable[[str, After], None]
 
 
+#: The range size of a file met before anything measured the link: a slow link still ends such
+#: a range within a second or so (SPEC section 4), a fast one measures the link at its first.
+UNMEASURED_RANGE = 4 * 1024 * 1024
+#: The smallest range, however slow the link: each range costs a unit and two opens.
+SMALLEST_RANGE = 1024 * 1024
+
+
 class LargeFiles:
-    def __init__(self, env: Env, range_size: int, counters: Counters, failures: Failures, journal: Journal,
+    """Files cut into ranges of about half a second of work at the link's measured speed
+    (between ``SMALLEST_RANGE`` and ``largest``), so a smaller grant or a stop takes effect
+    within 2 s on a slow link; a file keeps the range size it was cut with (a resumed file,
+    the size its partial row records)."""
+
+    def __init__(self, env: Env, largest: int, counters: Counters, failures: Failures, journal: Journal,
                  lock: threading.Lock, file_done: FileDone) -> None:  # fmt: skip
-        self.env, self.range_size = env, range_size
+        self.env, self.largest = env, largest
+        #: The link's speed, from the ranges copied (or compared): a batch of small files says
+        #: more about the cost of a file than about the link.
+        self.pace = LinkPace()
         self.counters, self.failures, self.journal = counters, failures, journal
         self.lock, self.file_done = lock, file_done
         self.queue: deque[RangeUnit] = deque()
         #: ``partial`` rows of the last run, by relative path: taken when the file is met again.
         self.partials: dict[str, Any] = {}
 
+    def range_size(self) -> int:
+        """How much one unit of a file copies at the link's speed as measured so far."""
+        if self.pace.rate is None:
+            return min(self.largest, UNMEASURED_RANGE)
+        return unit_bytes(self.pace.rate, smallest=min(self.largest, SMALLEST_RANGE), largest=self.largest)
+
     def add(self, task: FileTask) -> None:
-        large = LargeFile(task, self.range_size, Phase.COMPARE if task.compare else Phase.COPY)
         partial = self.partials.pop(task.relpath, None)
+        recorded = partial.get("rangeSize") if isinstance(partial, dict) else None
+        size = recorded if isinstance(recorded, int) and recorded > 0 else self.range_size()
+        large = LargeFile(task, size, Phase.COMPARE if task.compare else Phase.COPY)
         if large.phase is Phase.COPY and isinstance(partial, dict):
             self._resume(large, partial)
         for offset, length in large.remaining():
@@ -95,8 +120,10 @@ class LargeFiles:
                 after.append(lambda: temp.unlink(missing_ok=True))
             self.file_done(task.region, after)
         elif large.phase is Phase.COMPARE:
+            self.pace.observe(unit.length, unit.seconds)
             self._compared(unit, after)
         else:
+            self.pace.observe(unit.length, unit.seconds)
             self.counters.bytes_copied += unit.length
             if unit.landed:
                 self.counters.files_copied += 1

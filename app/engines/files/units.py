@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -200,14 +201,19 @@ class RangeUnit:
     landed: bool = False
     #: The unit failed because its file is gone from the source (not a failure of the copy).
     vanished: bool = False
+    #: How long it took, bandwidth waits included: with its length, the link's speed.
+    seconds: float = 0.0
     name: str = "range"
 
     def run(self, slot: WorkerSlot) -> None:
+        started = time.monotonic()
         try:
             self._run()
         except FileNotFoundError:
             self.vanished = not os.path.lexists(self.env.source / self.file.task.relpath)
             raise
+        finally:
+            self.seconds = time.monotonic() - started
 
     def _run(self) -> None:
         lf, env = self.file, self.env

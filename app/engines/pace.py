@@ -1,7 +1,8 @@
-"""The measured speed of one lane of a disk job's link, which sizes its units (SPEC section 4).
+"""The measured speed of one worker's share of a job's link, which sizes its units (SPEC 4).
 
-Every lane of a job talks to the same servers over the same link, so one running figure serves
-them all; each unit adds what it read and how long it took. See :mod:`app.policy.pacing`.
+Every worker of a job talks to the same source and target over the same link, so one running
+figure serves them all; each unit adds what it moved and how long it took. The disk engine's
+lanes and the files engine's large-file ranges and batches use it. See :mod:`app.policy.pacing`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class LinkPace:
 
     @property
     def rate(self) -> float | None:
-        """Bytes per second one lane reads, or None before any unit measured it."""
+        """Bytes per second one worker moves, or None before any unit measured it."""
         with self._lock:
             return self._rate
 
