@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.fakes.engine import FakeEngine
 from tests.servers import LiveServer
+from tests.waiting import wait_until
 
 
 def pool_stats(server: LiveServer) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def test_stats_fields_during_a_run(server: LiveServer) -> None:
 def test_granted_zero_waits_running_until_threads_free(server: LiveServer) -> None:
     """A migration granted 0 is RUNNING but waiting; it gets threads when the first one ends."""
     set_property(server, "global.scan.limit", "2")
-    for name, units in (("first", 30), ("second", 3)):
+    for name, units in (("first", 200), ("second", 3)):  # first: 2 s of work on its 2 threads
         body = {
             "migrationId": name,
             "kind": "files",
@@ -122,10 +123,11 @@ def test_granted_zero_waits_running_until_threads_free(server: LiveServer) -> No
         }
         server.client.post("/migrations", json=body)
         server.wait_for(name, {"RUNNING", "COMPLETED"})
-    stats = pool_stats(server)
-    if server.client.get("/migrations/first").json()["state"] == "RUNNING":
-        assert stats["waitingMigrations"] == 1
-        assert server.client.get("/migrations/second").json()["pool"]["granted"] == 0
+    # The stats come from the snapshot the coordinator refreshes every tick: within one, they
+    # show the second migration admitted and waiting.
+    wait_until(lambda: pool_stats(server)["waitingMigrations"] == 1, 5, "the second one waiting, in the stats")
+    assert server.client.get("/migrations/first").json()["state"] == "RUNNING"
+    assert server.client.get("/migrations/second").json()["pool"]["granted"] == 0
     server.wait_for("second", {"COMPLETED"}, timeout=20)
 
 
