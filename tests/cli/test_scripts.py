@@ -135,8 +135,9 @@ DISCREPANCIES = [{"type": "contentMismatch", "path": f"f{n}", "detail": None} fo
 
 @pytest.fixture
 def reports(server: LiveServer) -> LiveServer:
-    """The failures endpoint (issue 10) and a verification report with discrepancies, as test routes of the
-    shape SPEC section 3 gives, added to the live server: the fake engine records neither."""
+    """A page of failures and a verification report with discrepancies, as test routes of the shape SPEC
+    section 3 gives, ahead of the real ones: the fake engine records neither (tests/files/test_failures.py
+    runs the command against the real endpoint)."""
 
     @server.app.get("/migrations/{job_id}/failures")
     def failures(job_id: str, offset: int = Query(0), limit: int = Query(100)) -> dict[str, Any]:
