@@ -266,9 +266,6 @@ class Listing:
         if meta.kind is not Kind.DIR and not self.relist:
             result.files_scanned += 1
             result.bytes_scanned += meta.size if meta.kind is Kind.FILE else 0
-        if action is Action.UNSUPPORTED:
-            result.failures.append((relpath, "not a regular file, directory or symlink: not copied", What.ENTRY))
-            return
         target = self.dst_dir / name
         if action is Action.REPLACE:
             self._removed(remove_entry(target, relpath, self.roots.excluder), result)

@@ -58,8 +58,6 @@ class Action(Enum):
     COPY = "copy"
     #: The target holds another kind of entry under the name: remove it, then copy.
     REPLACE = "replace"
-    #: Not a file, directory or symlink (fifo, socket, device): not copied, reported.
-    UNSUPPORTED = "unsupported"
 
 
 def decide(src: Meta, dst: Meta | None, policy: ActionPolicy) -> Action:
