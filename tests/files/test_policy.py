@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from app.engines.files.exclude import Excluder
 from app.engines.files.options import ActionPolicy
-from app.engines.files.policy import Action, Kind, Meta, decide, split_ranges
+from app.engines.files.policy import Action, Kind, Meta, decide, gaps
 from app.engines.files.regions import normalise_region
 
 FILE = Meta(Kind.FILE, 10, 1000, 0o644)
@@ -46,17 +47,28 @@ def test_decide_for_other_kinds() -> None:
     assert decide(Meta(Kind.OTHER, 0, 1, 0o644), None, ActionPolicy.OVERWRITE) is Action.COPY
 
 
-@given(size=st.integers(0, 10**12), data=st.data())
-def test_split_ranges_cover_the_file_exactly(size: int, data: st.DataObject) -> None:
-    """Ranges are contiguous, in order, no longer than asked, and cover [0, size)."""
-    range_size = data.draw(st.integers(max(1, size // 1000), 10**10))
-    ranges = split_ranges(size, range_size)
+@given(size=st.integers(0, 10**9), data=st.data())
+def test_gaps_and_done_ranges_cover_the_file_exactly(size: int, data: st.DataObject) -> None:
+    """What a resumed large file still has to copy: with the ranges done, the gaps cover
+    [0, size) exactly once, in order; then cutting them (at any sizes, as the link's speed
+    changes) hands out every byte once."""
+    cuts = sorted(data.draw(st.sets(st.integers(0, size), max_size=20)) | {0, size})
+    pieces = [(a, b - a) for a, b in itertools.pairwise(cuts) if b > a]
+    done = [p for p in pieces if data.draw(st.booleans())]
+    todo = gaps(size, done)
+    assert todo == sorted(todo)
     position = 0
-    for offset, length in ranges:
-        assert offset == position
-        assert 0 < length <= range_size
+    for offset, length in sorted(done + todo):
+        assert (offset, length > 0) == (position, True)
         position += length
     assert position == size
+    handed = 0
+    while todo:
+        offset, length = todo[0]
+        take = min(length, data.draw(st.integers(max(1, size // 16), max(1, size))))
+        todo = todo[1:] if take == length else [(offset + take, length - take), *todo[1:]]
+        handed += take
+    assert handed == size - sum(length for _, length in done)
 
 
 NAMES = st.text(alphabet="abc.xyz-_ ", min_size=1, max_size=6).filter(lambda n: n not in (".", ".."))

@@ -243,9 +243,9 @@ def test_a_stop_before_any_range_landed_leaves_nothing_after_delete(api: LiveSer
 
 def test_units_take_about_a_second_on_a_slow_link(api: LiveServer, tmp_path: Path) -> None:
     """SPEC 4: units are sized to the link's speed. At 8 MB/s shared by two threads, a 24 MiB
-    file (one 3 s unit when files up to 32 MiB were copied whole) is cut into ranges the link
-    copies in about a second, and a second file, met once ranges have measured the link, into
-    smaller ones: no unit takes more than 2.5 s, so a smaller grant holds within 2 s."""
+    file (one 3 s unit when files up to 32 MiB were copied whole) is copied by ranges cut as
+    workers take them, each to about half a second at the speed measured so far, and so is a
+    second file: no unit takes more than 2.5 s, so a smaller grant holds within 2 s."""
     src, dst = tmp_path / "data" / "src", tmp_path / "data" / "dst"
     write(src / "a" / "first.img", os.urandom(24 * 1024 * 1024))
     write(src / "a" / "b" / "c" / "later.img", os.urandom(6 * 1024 * 1024))

@@ -15,6 +15,7 @@ from app.engines.bandwidth import BandwidthLimiter
 from app.engines.base import WorkerSlot
 from app.engines.files.copy import finish_dir
 from app.engines.files.helpers import Helpers
+from app.engines.files.largefiles import finished_ranges
 from app.engines.files.listing import FileTask, Listing, Roots, StepResult
 from app.engines.files.options import parse_options
 from app.engines.files.policy import Kind, Meta
@@ -158,3 +159,14 @@ def test_a_step_takes_its_entries_in_inode_order(tmp_path: Path) -> None:
         assert step == sorted(step, key=inodes.__getitem__)
     assert sorted(n for step in names for n in step) == sorted(inodes)
     assert [step.done for step in steps] == [False, False, True]
+
+
+def test_partial_rows_of_both_formats_are_read() -> None:
+    """A partial row lists its written ranges as [offset, length] pairs; rows written before
+    ranges were cut by time list offsets of ranges of rangeSize. Both are read; what does not
+    fit the file is dropped (copied again)."""
+    size = 150_000
+    assert finished_ranges({"done": [[0, 1000], [5000, 20_000], [149_000, 5000]]}, size) == {0: 1000, 5000: 20_000}
+    assert finished_ranges({"done": [0, 65_536, 131_072], "rangeSize": 65_536}, size) == {
+        0: 65_536, 65_536: 65_536, 131_072: 18_928}  # fmt: skip
+    assert finished_ranges({"done": [0, "x", [1]]}, size) == {}

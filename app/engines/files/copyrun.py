@@ -133,7 +133,7 @@ class CopyRun(FrontierRun):
             self._retried = True
             for retry in self._failures.try_again():
                 self._queue_retry(retry)
-        room = len(self._small) + len(self._large.queue) < self._tuning.queue_bound
+        room = len(self._small) + self._large.queued() < self._tuning.queue_bound
         if room and self._continuations:
             return ListUnit([self._continuations.popleft().listing], self._tuning.list_step, self._env, self._paced())
         if room and (unit := self._start_region()) is not None:
@@ -200,7 +200,7 @@ class CopyRun(FrontierRun):
                 self._batched(unit, after)
             elif isinstance(unit, RangeUnit):
                 self._large.finished(unit, error, after)
-            queued = len(self._small) + len(self._large.queue) + len(self._continuations)
+            queued = len(self._small) + self._large.queued() + len(self._continuations)
             last = self._inflight == 0 and self._ctx.stopping.is_set()
         for action in after:
             action()

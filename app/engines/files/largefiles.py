@@ -20,6 +20,7 @@ from app.engines.files.counters import Counters
 from app.engines.files.failures import Failures
 from app.engines.files.frontier import Journal
 from app.engines.files.listing import FileTask, reason
+from app.engines.files.policy import gaps
 from app.engines.files.regions import parent_region
 from app.engines.files.smallfiles import touch
 from app.engines.files.store import PARTIAL, Store
@@ -42,10 +43,9 @@ SMALLEST_RANGE = 1024 * 1024
 
 
 class LargeFiles:
-    """Files cut into ranges of about half a second of work at the link's measured speed
-    (between ``SMALLEST_RANGE`` and ``largest``), so a smaller grant or a stop takes effect
-    within 2 s on a slow link; a file keeps the range size it was cut with (a resumed file,
-    the size its partial row records)."""
+    """Files copied by ranges of about half a second of work at the link's measured speed
+    (between ``SMALLEST_RANGE`` and ``largest``), each cut as a worker takes it, so a smaller
+    grant or a stop takes effect within 2 s on a slow link however the speed changes."""
 
     def __init__(self, env: Env, largest: int, counters: Counters, failures: Failures, journal: Journal,
                  lock: threading.Lock, file_done: FileDone) -> None:  # fmt: skip
@@ -55,7 +55,8 @@ class LargeFiles:
         self.pace = LinkPace()
         self.counters, self.failures, self.journal = counters, failures, journal
         self.lock, self.file_done = lock, file_done
-        self.queue: deque[RangeUnit] = deque()
+        #: Files with ranges still to hand out, in the order they were met.
+        self.files: deque[LargeFile] = deque()
         #: ``partial`` rows of the last run, by relative path: taken when the file is met again.
         self.partials: dict[str, Any] = {}
 
@@ -66,36 +67,44 @@ class LargeFiles:
         return unit_bytes(self.pace.rate, smallest=min(self.largest, SMALLEST_RANGE), largest=self.largest)
 
     def add(self, task: FileTask) -> None:
+        large = LargeFile(task, Phase.COMPARE if task.compare else Phase.COPY)
         partial = self.partials.pop(task.relpath, None)
-        recorded = partial.get("rangeSize") if isinstance(partial, dict) else None
-        size = recorded if isinstance(recorded, int) and recorded > 0 else self.range_size()
-        large = LargeFile(task, size, Phase.COMPARE if task.compare else Phase.COPY)
         if large.phase is Phase.COPY and isinstance(partial, dict):
             self._resume(large, partial)
-        for offset, length in large.remaining():
-            self.queue.append(RangeUnit(self.env, large, offset, length))
+        self.files.append(large)
 
     def _resume(self, large: LargeFile, partial: dict[str, Any]) -> None:
         meta = large.task.meta
-        same = (partial.get("size"), partial.get("mtime"), partial.get("rangeSize")) == (
-            meta.size, meta.mtime_ns, large.range_size)  # fmt: skip
+        same = (partial.get("size"), partial.get("mtime")) == (meta.size, meta.mtime_ns)
         temp = (self.env.target / large.task.region / str(partial.get("temp"))) if same else None
         if temp is None or not temp.is_file():
             return
-        large.temp = temp
-        large.done = {int(offset) for offset in partial.get("done") or []}
-        if not large.remaining():
-            large.done.discard(large.ranges[-1][0])  # finished but not landed: land it again
+        done = finished_ranges(partial, meta.size)
+        todo = gaps(meta.size, done.items())
+        if sum(done.values()) + sum(length for _, length in todo) != meta.size:
+            return  # ranges that overlap: not a row this version wrote; copy the file afresh
+        large.temp, large.done, large.done_bytes, large.todo = temp, done, sum(done.values()), todo
+        if not large.todo:  # finished but not landed: copy its last range again, which lands it
+            last = max(large.done)
+            large.todo = [(last, large.done.pop(last))]
+            large.done_bytes -= large.todo[0][1]
 
     def next(self) -> RangeUnit | None:
-        while self.queue:
-            unit = self.queue.popleft()
-            if not unit.file.failed:
-                return unit
+        """The next range of the first file with some still to hand out (under the lock)."""
+        while self.files:
+            large = self.files[0]
+            cut = None if large.failed else large.cut(self.range_size())
+            if cut is None or not large.todo:
+                self.files.popleft()
+            if cut is not None:
+                return RangeUnit(self.env, large, *cut)
         return None
 
+    def queued(self) -> int:
+        return len(self.files)
+
     def idle(self) -> bool:
-        return all(unit.file.failed for unit in self.queue)
+        return all(large.failed for large in self.files)
 
     def finished(self, unit: RangeUnit, error: BaseException | None, after: After) -> None:
         large, task = unit.file, unit.file.task
@@ -135,13 +144,13 @@ class LargeFiles:
 
     def _compared(self, unit: RangeUnit, after: After) -> None:
         large = unit.file
-        large.compared += 1
+        large.compared += unit.length
         large.mismatch = large.mismatch or not unit.equal
-        if large.compared < len(large.ranges):
+        if large.compared < large.size:
             return
         if large.mismatch:
-            large.phase, large.mismatch = Phase.COPY, False
-            self.queue.extend(RangeUnit(self.env, large, o, n) for o, n in large.ranges)
+            large.copy_all()
+            self.files.append(large)
             return
         self.counters.files_skipped += 1
         self.counters.bytes_skipped += large.task.meta.size
@@ -173,3 +182,21 @@ def remove_partials(store: Store, target: Path) -> int:
         except OSError as exc:
             log.warning("partial file not removed", action="partial_kept", path=str(path), reason=reason(exc))
     return removed
+
+
+def finished_ranges(partial: dict[str, Any], size: int) -> dict[int, int]:
+    """The ranges a ``partial`` row records as written: ``[offset, length]`` pairs, or (rows
+    of earlier versions) offsets of ranges of ``rangeSize``; whatever does not fit the file is
+    dropped (copied again)."""
+    found: dict[int, int] = {}
+    step = partial.get("rangeSize")
+    for item in partial.get("done") or []:
+        if isinstance(item, list) and len(item) == 2 and all(isinstance(n, int) for n in item):
+            offset, length = item
+        elif isinstance(item, int) and isinstance(step, int) and step > 0:
+            offset, length = item, min(step, size - item)
+        else:
+            continue
+        if offset >= 0 and length > 0 and offset + length <= size:
+            found[offset] = length
+    return found

@@ -6,6 +6,7 @@ Nothing here touches the disk, so every rule is tested alone (``tests/files/test
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -89,16 +90,22 @@ def decide(src: Meta, dst: Meta | None, policy: ActionPolicy) -> Action:
     return Action.FIX_MODE if src.mode != dst.mode else Action.SKIP
 
 
-def split_ranges(size: int, range_size: int) -> list[tuple[int, int]]:
-    """Cut ``size`` bytes into ``(offset, length)`` ranges of ``range_size`` (the last shorter).
-
-    The ranges are contiguous, in order, cover ``[0, size)`` exactly, and an empty file has none.
-    """
-    if range_size <= 0:
-        raise ValueError("range_size must be positive")
-    return [(offset, min(range_size, size - offset)) for offset in range(0, size, range_size)]
-
-
 def is_large(size: int, range_size: int) -> bool:
     """A file copied range by range (each range its own unit) rather than in a batch."""
     return size > range_size
+
+
+def gaps(size: int, done: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[0, size)`` that the ``(offset, length)`` ranges of ``done`` leave, in
+    order (``done`` may overlap or run past ``size``; what lies outside counts for nothing)."""
+    todo: list[tuple[int, int]] = []
+    at = 0
+    for offset, length in sorted(done):
+        if offset > at:
+            todo.append((at, min(offset, size) - at))
+        at = max(at, offset + length)
+        if at >= size:
+            break
+    if at < size:
+        todo.append((at, size - at))
+    return [(offset, length) for offset, length in todo if length > 0]

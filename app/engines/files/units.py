@@ -19,7 +19,7 @@ from app.engines.base import WorkerSlot
 from app.engines.files.copy import copy_range, create_temp, land_large, same_content
 from app.engines.files.helpers import HelperLost, Helpers
 from app.engines.files.listing import FileTask, Listing, StepResult
-from app.engines.files.policy import split_ranges
+from app.engines.files.policy import gaps
 from app.engines.files.smallfiles import Allowance, Budget, Outcome, copy_inline, copy_small_files
 
 
@@ -160,24 +160,51 @@ class Phase(Enum):
 
 @dataclass(eq=False)
 class LargeFile:
-    """A file copied range by range; its ranges may run on several workers at once."""
+    """A file copied range by range; its ranges may run on several workers at once.
+
+    Ranges are cut as workers take them (:meth:`cut`, under the run's lock), each as long as
+    the link's speed calls for at that moment; ``done`` and ``done_bytes`` change under
+    ``lock`` as ranges finish.
+    """
 
     task: FileTask
-    range_size: int
     phase: Phase
     temp: Path | None = None
-    done: set[int] = field(default_factory=set)
+    #: Finished ranges: offset -> length.
+    done: dict[int, int] = field(default_factory=dict)
+    done_bytes: int = 0
+    #: The parts not handed out yet, in order.
+    todo: list[tuple[int, int]] = field(default_factory=list)
+    #: Bytes compared so far (COMPARE phase).
     compared: int = 0
     mismatch: bool = False
     failed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def ranges(self) -> list[tuple[int, int]]:
-        return split_ranges(self.task.meta.size, self.range_size)
+    def __post_init__(self) -> None:
+        self.todo = gaps(self.task.meta.size, self.done.items())
 
-    def remaining(self) -> list[tuple[int, int]]:
-        return [r for r in self.ranges if r[0] not in self.done]
+    @property
+    def size(self) -> int:
+        return self.task.meta.size
+
+    def cut(self, most: int) -> tuple[int, int] | None:
+        """The next range to hand out, at most ``most`` bytes long; None when all are out."""
+        if not self.todo:
+            return None
+        offset, length = self.todo[0]
+        take = min(length, max(1, most))
+        if take == length:
+            self.todo.pop(0)
+        else:
+            self.todo[0] = (offset + take, length - take)
+        return offset, take
+
+    def copy_all(self) -> None:
+        """Compared and found different: copy it whole."""
+        self.phase, self.mismatch = Phase.COPY, False
+        self.done, self.done_bytes = {}, 0
+        self.todo = gaps(self.size, ())
 
     def payload(self) -> dict[str, object]:
         """The ``partial`` row: enough to continue mid-file after a restart."""
@@ -186,8 +213,7 @@ class LargeFile:
             "temp": self.temp.name if self.temp else None,
             "size": meta.size,
             "mtime": meta.mtime_ns,
-            "rangeSize": self.range_size,
-            "done": sorted(self.done),
+            "done": sorted([offset, length] for offset, length in self.done.items()),
         }
 
 
@@ -230,8 +256,9 @@ class RangeUnit:
             temp = lf.temp
         copy_range(src, temp, self.offset, self.length, env.limiter, env.stopping, env.fsync)
         with lf.lock:
-            lf.done.add(self.offset)
-            last = len(lf.done) == len(lf.ranges)
+            lf.done[self.offset] = self.length
+            lf.done_bytes += self.length
+            last = lf.done_bytes >= lf.size
         if last:
             land_large(src, temp, dst, lf.task.meta, env.fsync)
             self.landed = True
