@@ -92,6 +92,9 @@ def test_entries_not_written_fail_the_pass_and_resume_copies_only_them(api: Live
     done = api.wait_for("tree", {"FAILED", "COMPLETED"}, timeout=30)
     assert (done["state"], done["error"]) == ("COMPLETED", None), api.client.get("/migrations/tree/failures").text
     assert done["progress"]["filesFailed"] == 0
+    # Only the failed subdirectory was listed for the first time: /, ok and locked were not
+    # listed again as new (locked was relisted for its files, which does not count).
+    assert done["progress"]["directoriesScanned"] == failed["progress"]["directoriesScanned"] + 1
     assert_same_tree(src, dst)
     after = inodes(dst)
     assert {path: after[path] for path in copied} == copied, "files copied by the failed pass were rewritten"
