@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.db.jobs import PRIORITY_RANK
 from app.db.leases import VERIFY, FencedDatabase, Lease, fence, lease_of
 from app.db.models import CopyJobRow, DiscrepancyRow, VerificationRow, WorkItemRow, utcnow
 from app.db.nodes import NodeRegistry
@@ -150,10 +151,21 @@ class JobLedger:
 
         Stopping a running job frees a place under ``migration.max.running.migrations``; doing
         the waiting ones first and in the same transaction leaves no moment at which the leader
-        could admit one of them.
+        could admit one of them. On PostgreSQL the rows are locked first in the order the leader
+        locks them (jobs held by a node, then the waiting ones in admission order): locking the
+        waiting ones first deadlocked with an admission (seen as a 500 from stop-all). Each state
+        is then read again as it is stopped, so a job admitted meanwhile where rows are not
+        locked (SQLite) is stopped as a running one.
         """
         stopped: list[tuple[State, CopyJobRow]] = []
         with self.db.session() as session:
+            session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
+            session.scalars(
+                select(CopyJobRow)
+                .where(CopyJobRow.state == State.SCHEDULED.value)
+                .order_by(PRIORITY_RANK, CopyJobRow.created_at, CopyJobRow.id)
+                .with_for_update()
+            ).all()
             for state in (State.SCHEDULED, State.RUNNING):
                 rows = session.scalars(select(CopyJobRow).where(CopyJobRow.state == state.value).with_for_update())
                 for row in rows.all():
