@@ -155,24 +155,11 @@ class JobLedger:
         locks them (jobs held by a node, then the waiting ones in admission order): locking the
         waiting ones first deadlocked with an admission (seen as a 500 from stop-all). Each state
         is then read again as it is stopped, so a job admitted meanwhile where rows are not
-        locked (SQLite) is stopped as a running one.
+        locked (SQLite) is stopped as a running one. Other writers (the leader placing a dead
+        node's jobs) cannot always lock in this order: a transaction PostgreSQL aborts as
+        deadlocked is run again.
         """
-        stopped: list[tuple[State, CopyJobRow]] = []
-        with self.db.session() as session:
-            session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
-            session.scalars(
-                select(CopyJobRow)
-                .where(CopyJobRow.state == State.SCHEDULED.value)
-                .order_by(PRIORITY_RANK, CopyJobRow.created_at, CopyJobRow.id)
-                .with_for_update()
-            ).all()
-            for state in (State.SCHEDULED, State.RUNNING):
-                rows = session.scalars(select(CopyJobRow).where(CopyJobRow.state == state.value).with_for_update())
-                for row in rows.all():
-                    if move(session, row.id, state, next_state(state, Action.STOP)):
-                        session.refresh(row)
-                        stopped.append((state, row))
-        return stopped
+        return self.db.transaction(_stop_all, what="stop_all")
 
     def reset(self, job_id: str, empty_progress: dict[str, Any]) -> tuple[State, CopyJobRow]:
         with self.db.session() as session:
@@ -384,6 +371,25 @@ def _write(session: Session, lease: Lease, **values: Any) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _stop_all(session: Session) -> list[tuple[State, CopyJobRow]]:
+    """JobLedger.stop_all's transaction (run again when PostgreSQL aborts it as deadlocked)."""
+    stopped: list[tuple[State, CopyJobRow]] = []
+    session.scalars(select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).with_for_update()).all()
+    session.scalars(
+        select(CopyJobRow)
+        .where(CopyJobRow.state == State.SCHEDULED.value)
+        .order_by(PRIORITY_RANK, CopyJobRow.created_at, CopyJobRow.id)
+        .with_for_update()
+    ).all()
+    for state in (State.SCHEDULED, State.RUNNING):
+        rows = session.scalars(select(CopyJobRow).where(CopyJobRow.state == state.value).with_for_update())
+        for row in rows.all():
+            if move(session, row.id, state, next_state(state, Action.STOP)):
+                session.refresh(row)
+                stopped.append((state, row))
+    return stopped
 
 
 __all__ = ["Busy", "JobLedger", "NoSuchJob", "Owned", "RunReport", "StateChanged", "Sync", "claim_of"]

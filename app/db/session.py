@@ -6,12 +6,22 @@ checkpoint through :func:`Database.session`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+#: SQLSTATEs of a transaction PostgreSQL aborted so that another could go on: deadlock_detected,
+#: serialization_failure. Run again, it meets the state the winner left.
+_CONFLICTS = frozenset({"40P01", "40001"})
+#: Runs of one transaction at most before its conflict is raised.
+CONFLICT_ATTEMPTS = 4
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,6 +53,21 @@ class Database:
         """One transaction: committed on success, rolled back on any error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def transaction(self, operation: Callable[[Session], T], *, what: str) -> T:
+        """``operation`` in one transaction, run again (up to CONFLICT_ATTEMPTS times) when
+        PostgreSQL aborts it as deadlocked with another: for operations that lock many rows,
+        whose order other writers cannot always share. ``operation`` must read what it decides
+        on inside the transaction (a run again then decides afresh)."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with self.session() as session:
+                    return operation(session)
+            except OperationalError as exc:
+                if attempt == CONFLICT_ATTEMPTS or getattr(exc.orig, "sqlstate", None) not in _CONFLICTS:
+                    raise
+                log.info("transaction run again", action="db_conflict_retry", operation=what, attempt=attempt)
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()
