@@ -17,8 +17,9 @@ OPEN_ENDED = frozenset({"putMigration"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def refuse_unknown_query(request: Request) -> None:
-    """A dependency of every write: a query key the operation does not declare is a 422."""
+async def refuse_unknown_query(request: Request) -> None:
+    """A dependency of every write: a query key the operation does not declare is a 422 (async:
+    it never blocks, so a read, a stats poll above all, costs no hop through the thread pool)."""
     if request.method in _READS or not request.query_params:
         return
     route = request.scope.get("route")
