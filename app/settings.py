@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     node_lease: float = Field(default=15.0, ge=3.0, le=3600.0)
     #: Seconds SIGTERM waits for units in flight before it gives up on them.
     drain_timeout: float = 30.0
+    #: How much nicer (lower CPU priority) than the server its copy helper processes run.
+    helper_nice: int = Field(default=10, ge=0, le=19)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"
 

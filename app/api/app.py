@@ -21,6 +21,7 @@ from app.api.security import authorize
 from app.db.nodes import holder_text
 from app.db.session import Database
 from app.db.sole import SoleNodeLock, sqlite_path
+from app.engines import processes
 from app.engines.base import Engine
 from app.engines.registry import default_engines
 from app.observability.metrics import Metrics
@@ -44,6 +45,7 @@ at once, all on one global pool of worker threads that operators resize live.
 
 
 def build_services(settings: Settings, engines: Mapping[str, Engine]) -> Services:
+    processes.configure(settings.helper_nice)
     db = Database(settings.effective_database_url)
     coordinator = Coordinator(
         db, engines, settings.node_id, settings.effective_allowed_roots, node_lease=settings.node_lease

@@ -37,6 +37,8 @@ def serve(
     port: Annotated[int | None, typer.Option(metavar="PORT", help="port (FERRY_PORT)")] = None,
 ) -> None:
     """Upgrade the schema, then serve the API and run migrations until SIGTERM."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
     from app.api.security import InsecureBind, check_bind  # noqa: PLC0415 - server side, see the module
     from app.cli.serving import run_server  # noqa: PLC0415
     from app.db import schema  # noqa: PLC0415
@@ -44,7 +46,13 @@ def serve(
     from app.settings import Settings, get_settings  # noqa: PLC0415
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "FERRY_" + "_".join(str(part) for part in error["loc"]).upper()
+            typer.echo(f"ferry: {name}={error.get('input')!s}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
     configure(settings.log_level, settings.log_format)
     try:
         check_bind(settings)

@@ -187,3 +187,18 @@ def test_verification_shows_the_report_and_its_discrepancies(reports: LiveServer
     assert shown.stdout.count("contentMismatch") == 2
     every = run(reports, "migrations", "verification", "m", "--all", "--limit", "2", "--json")
     assert [d["path"] for d in json.loads(every.stdout)["discrepancies"]] == ["f0", "f1", "f2", "f3", "f4"]
+
+
+@pytest.mark.parametrize(("variable", "value"), [("FERRY_HELPER_NICE", "25"), ("FERRY_NODE_LEASE", "soon")])
+def test_serve_refuses_a_bad_setting_naming_it(tmp_path: Path, variable: str, value: str) -> None:
+    """A setting out of range or of the wrong type stops ``ferry serve`` before it opens anything:
+    exit 2 and one line naming the variable and what is wrong, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    data = tmp_path / "data"
+    data.mkdir()
+    env.update({variable: value, "FERRY_DATA_DIR": str(data)})
+    done = subprocess.run([FERRY, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(f"ferry: {variable}={value}: "), done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(data.iterdir()) == []  # no database was created

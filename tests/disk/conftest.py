@@ -37,6 +37,7 @@ from app.pool.pool import ScanPool
 from app.pool.run import RunHandle
 from tests.conftest import need_real
 from tests.files.conftest import HARNESS, harness_lease
+from tests.waiting import wait_until
 
 MiB = 1024 * 1024
 #: Seconds any test waits for a server or a run before it gives up.
@@ -222,11 +223,8 @@ def driver(db: Database, tmp_path: Path) -> Driver:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
+    """The shared wait (tests/waiting.py), polling often: disk runs move fast."""
+    wait_until(condition, timeout, "disk run condition", every=0.01)
 
 
 def read_all(uri_or_path: str, size: int) -> bytes:

@@ -1,23 +1,19 @@
-"""Chunk buffers: allocated once per process, lent to lanes, and never handed to libnbd twice
-in a new wrapper when an old one will do.
+"""Chunk buffers: allocated once per lane, and never handed to libnbd twice in a new wrapper
+when an old one will do.
 
 libnbd 1.14's Python binding keeps a reference to the object behind every buffer an
 asynchronous request used (one per ``aio_pread`` or ``aio_pwrite``, never released). So a buffer
 once used can never be freed, and a fresh ``nbd.Buffer`` over a fresh memoryview for each
 request leaks that view (about 200 bytes a request: 400 MB over a terabyte of 1 MiB requests).
-Measured before this module: every disk run left its lanes' buffers behind (64 MiB a run).
 
-Hence: lanes borrow their buffers from one process-wide :data:`POOL` and give them back when
-they close, so memory is bounded by the most lanes ever open at once, not by the runs so far;
-and each buffer hands out the same ``nbd.Buffer`` for the same slice (:meth:`ChunkBuffer.piece`)
-for the request-sized, request-aligned slices that nearly every request uses. Odd slices (the
-tail of an extent, a data run between zero runs) get a fresh wrapper, and leak it.
+Hence each buffer hands out the same ``nbd.Buffer`` for the same slice (:meth:`ChunkBuffer.piece`)
+for the request-sized, request-aligned slices that nearly every request uses; odd slices (the
+tail of an extent, a data run between zero runs) get a fresh wrapper, and leak it. What is kept
+is freed for good when the lane's helper process exits (:mod:`app.engines.disk.lane`): memory
+follows the lanes open, not the runs done.
 """
 
 from __future__ import annotations
-
-import threading
-from collections import defaultdict
 
 import nbd
 
@@ -50,30 +46,3 @@ class ChunkBuffer:
     def is_zero(self, start: int, size: int) -> bool:
         """Whether every byte of the slice is zero (checked in C, every byte)."""
         return bool(self._whole.is_zero(start, size))
-
-
-class BufferPool:
-    """Chunk buffers by size, lent and returned; thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[int, list[ChunkBuffer]] = defaultdict(list)
-
-    def take(self, size: int, count: int) -> list[ChunkBuffer]:
-        with self._lock:
-            idle = self._idle[size]
-            taken = [idle.pop() for _ in range(min(count, len(idle)))]
-        return taken + [ChunkBuffer(size) for _ in range(count - len(taken))]
-
-    def give(self, buffers: list[ChunkBuffer]) -> None:
-        with self._lock:
-            for buffer in buffers:
-                self._idle[buffer.size].append(buffer)
-
-    def idle_bytes(self) -> int:
-        with self._lock:
-            return sum(size * len(buffers) for size, buffers in self._idle.items())
-
-
-#: The process's buffers.
-POOL = BufferPool()

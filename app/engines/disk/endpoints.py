@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import nbd
@@ -38,6 +39,14 @@ class ConnectError(Exception):
         self.uri = uri
         self.reason = reason
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its fields (it crosses from a lane's helper process)."""
+        return _connect_error, (self.uri, self.reason, self.transient)
+
+
+def _connect_error(uri: str, reason: str, transient: bool) -> ConnectError:
+    return ConnectError(uri, reason, transient=transient)
 
 
 def is_nbd_uri(text: str) -> bool:

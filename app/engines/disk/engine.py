@@ -64,15 +64,14 @@ class DiskEngine:
 
 
 def _copy_run(ctx: JobContext, options: DiskOptions, opened: opening.Opened) -> CopyRun:
-    scope = opening.scope(options, opened.source, opened.size)
-    allocated = opening.allocated(opened.source, scope, options.coalesce_gap)
+    scope, allocated = opened.first.call(opening.planned, options)
     full = plan(scope, allocated, gap=options.coalesce_gap)
     queue = WorkQueue(options.max_retries, options.retry_delay)
     done = _restore(ctx.checkpoint, queue)
     data, zero = subtract(full.data, done), subtract(full.zero, done)
     # Holes need zeroing only where the target does not already read zero (a new sparse file,
     # a fresh export): asked once here, not per chunk on the lanes' connections mid-copy.
-    already = opened.sink.zero_ranges(zero)
+    already = opened.first.call(opening.zero_ranges, zero)
     queue.skip(already)
     zero = subtract(zero, already)
     chunks = split(data, options.chunk_size, ChunkKind.DATA) + split(zero, ZERO_CHUNK, ChunkKind.ZERO)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +10,12 @@ import nbd
 
 from app.engines.base import InvalidField, JobContext, JobFailed, Unreachable
 from app.engines.disk import endpoints
-from app.engines.disk.buffers import POOL, ChunkBuffer
-from app.engines.disk.connections import Lane, Lanes
-from app.engines.disk.endpoints import ALLOCATION, ConnectError, bitmap_context, connect
+from app.engines.disk.connections import Lane, LaneRefused, Lanes
+from app.engines.disk.endpoints import ALLOCATION, ConnectError, bitmap_context
 from app.engines.disk.extents import Range, coalesce, normalise
+from app.engines.disk.handles import Handles
+from app.engines.disk.lane import LaneSpec
 from app.engines.disk.options import DiskOptions, MiB
-from app.engines.disk.sinks import FileSink, NbdSink, Sink, close_handle
 
 #: Seconds to wait for the first connection of a run.
 OPEN_TIMEOUT = 10.0
@@ -32,45 +30,35 @@ INFLIGHT_BYTES = 16 * MiB
 @dataclass(slots=True)
 class Opened:
     lanes: Lanes
-    #: The source connection of the first lane, for planning (on the opening thread only).
-    source: nbd.NBD
-    #: The target of the first lane, for planning likewise.
-    sink: Sink
+    #: The first lane, for planning (its helper asks the servers): see :func:`planned`.
+    first: Lane
     size: int
 
 
 def open_job(ctx: JobContext, options: DiskOptions, *, writable: bool) -> Opened:
-    """Connect the first lane; Unreachable when a server is not there (yet), JobFailed when one
+    """Open the first lane; Unreachable when a server is not there (yet), JobFailed when one
     refuses for good."""
     spec = ctx.spec
-    contexts = endpoints.source_contexts(options.dirty_bitmap)
-    try:
-        source = connect(spec.source, contexts=contexts, timeout=OPEN_TIMEOUT)
-    except ConnectError as exc:
-        raise _refused("source", exc, options) from None
-    try:
-        size = source.get_size()
-        make_sink = _sink_factory(spec.target, size, ctx.allowed_roots, writable=writable)
-        try:
-            sink = make_sink(OPEN_TIMEOUT)
-        except ConnectError as exc:
-            raise _refused("target", exc, options) from None
-        first = Lane(source, sink, _buffers(options.chunk_size))
-    except BaseException:
-        close_handle(source)
-        raise
+    target = _target(spec.target, ctx.allowed_roots)
 
-    def open_lane() -> Lane:
-        handle = connect(spec.source, timeout=EXTRA_TIMEOUT)
-        try:
-            return Lane(handle, make_sink(EXTRA_TIMEOUT), _buffers(options.chunk_size))
-        except BaseException:
-            close_handle(handle)
-            raise
+    def lane_spec(timeout: float) -> LaneSpec:
+        return LaneSpec(
+            spec.source, endpoints.source_contexts(options.dirty_bitmap), target, endpoints.is_nbd_uri(target),
+            writable, options.chunk_size, _buffers(options.chunk_size), timeout,
+        )  # fmt: skip
 
-    lanes = Lanes(open_lane, None if options.parallel else 1, spec.job_id)
+    try:
+        first = Lane(lane_spec(OPEN_TIMEOUT))
+    except LaneRefused as exc:
+        if isinstance(exc.error, ConnectError) and exc.side is not None:
+            raise _refused(exc.side, exc.error, options) from None
+        if isinstance(exc.error, JobFailed):
+            raise exc.error from None
+        raise JobFailed(str(exc)) from None
+
+    lanes = Lanes(lambda: Lane(lane_spec(EXTRA_TIMEOUT)), None if options.parallel else 1, spec.job_id)
     lanes.add(first)
-    return Opened(lanes, source, first.sink, size)
+    return Opened(lanes, first, first.size)
 
 
 def _refused(side: str, exc: ConnectError, options: DiskOptions) -> Exception:
@@ -81,45 +69,35 @@ def _refused(side: str, exc: ConnectError, options: DiskOptions) -> Exception:
     return Unreachable(f"the {side} {exc.uri}", reason, retry_delay=options.retry_delay, timeout=options.open_timeout)
 
 
-def _buffers(chunk_size: int) -> list[ChunkBuffer]:
-    return POOL.take(chunk_size, max(2, min(8, INFLIGHT_BYTES // chunk_size)))
+def _buffers(chunk_size: int) -> int:
+    return max(2, min(8, INFLIGHT_BYTES // chunk_size))
 
 
-def _sink_factory(target: str, size: int, roots: tuple[Path, ...], *, writable: bool) -> Callable[[float], Sink]:
+def _target(target: str, roots: tuple[Path, ...]) -> str:
+    """An NBD URI as given; a path confined to the roots (the lanes open or create it)."""
     if endpoints.is_nbd_uri(target):
-        return lambda timeout: _nbd_sink(target, size, timeout, writable=writable)
+        return target
     try:
-        found = endpoints.resolve_path(target, roots)
+        return str(endpoints.resolve_path(target, roots).path)
     except InvalidField as exc:
         raise JobFailed(f"target: {exc.message}") from None
-    if not found.exists:
-        if not writable:
-            raise JobFailed(f"target: {found.path} does not exist")
-        _create_sparse(found.path, size)
-    else:
-        problem = endpoints.size_problem(size, endpoints.path_size(found), is_block=found.is_block)
-        if problem:
-            raise JobFailed(f"target: {problem}")
-    return lambda timeout: FileSink(found.path)
 
 
-def _create_sparse(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
+def planned(handles: Handles, options: DiskOptions) -> tuple[list[Range], list[Range]]:
+    """In the first lane's helper: what this pass covers, and where the source may hold data
+    within it."""
+    covered = scope(options, handles.source, handles.source.get_size())
+    return covered, allocated(handles.source, covered, options.coalesce_gap)
 
 
-def _nbd_sink(uri: str, size: int, timeout: float, *, writable: bool) -> NbdSink:
-    handle = connect(uri, timeout=timeout)
-    problem = endpoints.size_problem(size, handle.get_size(), is_block=False)
-    if problem is None and writable and handle.is_read_only():
-        problem = "the target export is read-only"
-    if problem is not None:
-        close_handle(handle)
-        raise JobFailed(f"target: {problem}")
-    return NbdSink(handle)
+def zero_ranges(handles: Handles, ranges: list[Range]) -> list[Range]:
+    """In a lane's helper: the parts of ``ranges`` where the target already reads zero."""
+    return handles.sink.zero_ranges(ranges)
+
+
+def flush(handles: Handles) -> None:
+    """In a lane's helper: flush the target connection."""
+    handles.sink.flush()
 
 
 def scope(options: DiskOptions, source: nbd.NBD, size: int) -> list[Range]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.engines.base import JobContext, JobFailed, Progress, WorkerSlot
+from app.engines.disk import opening
 from app.engines.disk.connections import Lanes
-from app.engines.disk.copier import READ_REQUEST, BatchResult, copy_batch
+from app.engines.disk.copier import READ_REQUEST, BatchResult
 from app.engines.disk.extents import Chunk, ChunkKind, Range
 from app.engines.disk.verify import Checker, compare, findings_of
 from app.engines.disk.work import Outcome, WorkQueue
@@ -79,8 +80,7 @@ class CopyUnit:
             return
         self.started = time.monotonic()
         try:
-            self.result = copy_batch(lane, list(self.chunks), ctx.stopping, self.owner.throttle, self._done,
-                                     self._refill)  # fmt: skip
+            self.result = lane.copy(list(self.chunks), ctx.stopping, self.owner.throttle, self._done, self._refill)
         except BaseException:
             lanes.discard(lane)
             raise
@@ -105,7 +105,7 @@ class CheckUnit:
             return
         try:
             until = time.monotonic() + UNIT_SECONDS
-            self.checked, self.mismatched = compare(lane, self.ranges, self.owner.ctx.stopping, until)
+            self.checked, self.mismatched = lane.call(compare, self.ranges, until)
         except BaseException:
             self.owner.lanes.discard(lane)
             raise
@@ -201,9 +201,8 @@ class CopyRun:
         """Flush every target connection (one is enough when the target allows multi-conn)."""
         try:
             for lane in self.lanes.idle():
-                lane.sink.flush()
-                handle = lane.sink.handle
-                if handle is not None and handle.can_multi_conn():
+                lane.call(opening.flush)
+                if lane.multi_conn:
                     break
         except Exception as exc:
             raise JobFailed(f"target: flush failed: {exc}") from exc

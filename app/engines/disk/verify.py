@@ -13,8 +13,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from app.engines.disk.connections import Lane
 from app.engines.disk.extents import Range, normalise
+from app.engines.disk.handles import Handles
 
 #: Ranges handed to one unit at most, in bytes.
 BATCH_BYTES = 64 * 1024 * 1024
@@ -24,10 +24,10 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=32).digest()
 
 
-def ranges_equal(lane: Lane, offset: int, length: int) -> bool:
+def ranges_equal(handles: Handles, offset: int, length: int) -> bool:
     """Read both sides of one range (at most one NBD request long) and compare digests."""
-    source = bytes(lane.source.pread(length, offset))
-    return digest(source) == digest(lane.sink.read(offset, length))
+    source = bytes(handles.source.pread(length, offset))
+    return digest(source) == digest(handles.sink.read(offset, length))
 
 
 @dataclass
@@ -80,18 +80,17 @@ class Checker:
             }
 
 
-def compare(
-    lane: Lane, ranges: list[Range], stopping: threading.Event, until: float = math.inf
-) -> tuple[list[Range], list[Range]]:
-    """Compare ranges in order until done, stopping, or past ``until`` (monotonic) with at least
-    one compared: (checked, mismatched). The rest go back for another unit: a slow link must not
-    keep a thread past a shrink of its grant (SPEC section 4)."""
+def compare(handles: Handles, ranges: list[Range], until: float = math.inf) -> tuple[list[Range], list[Range]]:
+    """In a lane's helper: compare ranges in order until done or past ``until`` (monotonic, the
+    same clock in every process) with at least one compared: (checked, mismatched). The rest go
+    back for another unit: a slow link must not keep a thread past a shrink of its grant, and a
+    stop waits at most that long (SPEC section 4)."""
     checked: list[Range] = []
     mismatched: list[Range] = []
     for offset, length in ranges:
-        if stopping.is_set() or (checked and time.monotonic() >= until):
+        if checked and time.monotonic() >= until:
             break
-        if not ranges_equal(lane, offset, length):
+        if not ranges_equal(handles, offset, length):
             mismatched.append((offset, length))
         checked.append((offset, length))
     return checked, mismatched

@@ -11,14 +11,12 @@ Helpers start on demand (so there are never more than batches in flight) from a 
 are reused, and each exits when its pipe closes: a server killed with -9 leaves none behind.
 Starting the fork server is slow (it imports the engine, about 0.7 s once), so ``ferry serve``
 starts a few helpers in the background (:meth:`Helpers.prestart`) and its first migration does not
-wait; helpers do not import the main script again (see :func:`_spare_helpers_the_main_script`).
+wait. Helpers run at a lower CPU priority than the server (:mod:`app.engines.processes`).
 """
 
 from __future__ import annotations
 
-import importlib.machinery
 import multiprocessing
-import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -26,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from app.engines import processes
 from app.engines.files.copy import reseed_temp_names
 
 log = structlog.get_logger(__name__)
@@ -35,8 +34,9 @@ class HelperLost(Exception):
     """A helper process died mid-batch (killed, out of memory)."""
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, nice: int) -> None:
     """The helper's loop: call what the parent sends, answer with the result or the exception."""
+    processes.lower_priority(nice)
     reseed_temp_names()
     while True:
         try:
@@ -53,7 +53,9 @@ def _serve(conn: Connection) -> None:
 class _Helper:
     def __init__(self, context: Any) -> None:
         self.conn, child_end = multiprocessing.Pipe(duplex=True)
-        self.process = context.Process(target=_serve, args=(child_end,), name="ferry-files-helper", daemon=True)
+        self.process = context.Process(
+            target=_serve, args=(child_end, processes.helper_nice()), name="ferry-files-helper", daemon=True
+        )
         self.process.start()
         child_end.close()
 
@@ -64,30 +66,11 @@ class _Helper:
             self.process.kill()
 
 
-def _spare_helpers_the_main_script() -> None:
-    """Keep helpers from running the parent's main script again.
-
-    multiprocessing starts each child by importing the parent's main script anew (as
-    ``__mp_main__``) unless the main module was run by name (``python -m``), and skips it for a
-    package's ``__main__``. For ``ferry serve`` that script is the whole CLI (typer, rich,
-    httpx): about 0.5 s of CPU and 28 MB more per helper, for nothing (helpers are sent
-    functions of ``app`` modules, never of the script). So a main module run from a path is
-    described as a package's ``__main__``, which the children skip.
-    """
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__spec__", None) is None and hasattr(main, "__file__"):
-        main.__spec__ = importlib.machinery.ModuleSpec("ferry.__main__", None)
-
-
 class Helpers:
     """A reusable set of helper processes; thread-safe."""
 
     def __init__(self) -> None:
-        _spare_helpers_the_main_script()
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(
-            ["app.engines.files.helpers", "app.engines.files.smallfiles", "app.engines.files.units"]
-        )
+        self._context = processes.context()
         self._idle: list[_Helper] = []
         self._lock = threading.Lock()
         self._closed = False
