@@ -29,6 +29,8 @@ from app.engines.disk.work import Outcome
 
 log = structlog.get_logger(__name__)
 
+#: Chunks to read sent to a lane beyond its buffers (see ``Lane.window``).
+PREFETCH = 2
 #: Zero chunks a lane has out at once at most (they need no buffer, only a request each).
 ZEROES_OUT = 8
 
@@ -50,7 +52,10 @@ class Lane:
     """A lane's helper process, as the thread that checked it out drives it."""
 
     def __init__(self, spec: LaneSpec) -> None:
-        self.buffers = spec.buffers
+        #: Chunks to read that may be out at once: one per buffer, and PREFETCH more waiting in
+        #: the helper, so a buffer that frees up starts its next read at once, not after the
+        #: outcome went here and the next chunk came back.
+        self.window = spec.buffers + PREFETCH
         self._closing = False
         self.conn: Connection
         self.conn, child_end = processes.context().Pipe(duplex=True)
@@ -124,12 +129,12 @@ class Lane:
         while not stopping.is_set():
             reads = sum(1 for c in out if c.kind is ChunkKind.DATA)
             zeroes = len(out) - reads
-            if not todo and reads < self.buffers and not batch:
-                todo.extend(refill(self.buffers - reads))
+            if not todo and reads < self.window and not batch:
+                todo.extend(refill(self.window - reads))
             if not todo:
                 break
             chunk = todo[0]
-            if (reads >= self.buffers) if chunk.kind is ChunkKind.DATA else (zeroes >= ZEROES_OUT):
+            if (reads >= self.window) if chunk.kind is ChunkKind.DATA else (zeroes >= ZEROES_OUT):
                 break
             todo.popleft()
             if chunk.kind is ChunkKind.DATA:
