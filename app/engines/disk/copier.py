@@ -42,8 +42,6 @@ OnDone = Callable[[Outcome], None]
 #: Up to this many more chunks for the batch, asked for whenever a buffer is free and nothing
 #: is pending ([] when there are none).
 Refill = Callable[[int], list[Chunk]]
-#: A descriptor that turns readable when news comes in, and the function that reads it.
-Wake = tuple[int, Callable[[], None]]
 
 
 class ConnectionLost(Exception):
@@ -71,8 +69,8 @@ class BatchResult:
 
 
 class _Pipeline:
-    def __init__(self, lane: Handles, chunks: list[Chunk], stopping: threading.Event, throttle: Throttle,
-                 on_done: OnDone, refill: Refill, on_failed: OnDone | None, wake: Wake | None) -> None:  # fmt: skip
+    def __init__(self, lane: Handles, chunks: list[Chunk], stopping: threading.Event,
+                 throttle: Throttle, on_done: OnDone, refill: Refill, on_failed: OnDone | None) -> None:  # fmt: skip
         self.lane = lane
         self.pending = deque(chunks)
         self.refill = refill
@@ -86,9 +84,6 @@ class _Pipeline:
         self.failed: list[Outcome] = []
         self.on_done = on_done
         self.on_failed = on_failed if on_failed is not None else self.failed.append
-        #: A descriptor readable when more work has come in, and what takes it in: a wait on
-        #: the servers ends then too.
-        self.wake = wake
 
     def run(self) -> BatchResult:
         try:
@@ -204,28 +199,21 @@ class _Pipeline:
             return
         seen = self.completions
         sink = self.lane.sink
-        wake_fd = None if self.wake is None else self.wake[0]
-        woken = wait_on(waiting, REPLY_TIMEOUT, lambda: self.completions != seen or sink.has_deferred(), wake_fd)
+        wait_on(waiting, REPLY_TIMEOUT, lambda: self.completions != seen or sink.has_deferred())
         sink.after_poll()
-        if woken and self.wake is not None:
-            self.wake[1]()
-            self._start_more()
 
 
-def wait_on(handles: list[nbd.NBD], timeout: float, settled: Callable[[], bool], wake_fd: int | None = None) -> bool:
-    """Serve the handles' sockets until ``settled()`` (a completion callback ran) or ``wake_fd``
-    is readable (True then); ConnectionLost if one died or none made progress for ``timeout``
-    seconds (waking counts as progress)."""
-    woken = [False]
-    one = wake_fd is None and len(handles) == 1
-    step = _poll_one(handles[0]) if one else _poll_many(handles, wake_fd, woken)
+def wait_on(handles: list[nbd.NBD], timeout: float, settled: Callable[[], bool]) -> None:
+    """Serve the handles' sockets until ``settled()`` (a completion callback ran); ConnectionLost
+    if one died or none made progress for ``timeout`` seconds."""
+    step = _poll_one(handles[0]) if len(handles) == 1 else _poll_many(handles)
     quiet_since = time.monotonic()
     try:
         while True:
             if step():
                 _check_alive(handles)
-                if settled() or woken[0]:
-                    return woken[0]
+                if settled():
+                    return
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > timeout:
                 raise ConnectionLost(f"no reply for {timeout:g} s")
@@ -238,24 +226,18 @@ def _poll_one(handle: nbd.NBD) -> Callable[[], bool]:
     return lambda: handle.poll(1000) > 0
 
 
-def _poll_many(handles: list[nbd.NBD], wake_fd: int | None, woken: list[bool]) -> Callable[[], bool]:
-    """Several handles (and maybe a descriptor to wake on): one poll(2) over their sockets,
-    each told what it is ready for."""
+def _poll_many(handles: list[nbd.NBD]) -> Callable[[], bool]:
+    """Several handles: one poll(2) over their sockets, each told what it is ready for."""
     poller = select.poll()
     by_fd: dict[int, nbd.NBD] = {}
     for handle in handles:
         fd = handle.aio_get_fd()
         by_fd[fd] = handle
         poller.register(fd, _events(handle.aio_get_direction()))
-    if wake_fd is not None:
-        poller.register(wake_fd, select.POLLIN)
 
     def step() -> bool:
         ready = poller.poll(1000)
         for fd, events in ready:
-            if fd == wake_fd:
-                woken[0] = True
-                continue
             handle = by_fd[fd]
             if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
                 handle.aio_notify_read()
@@ -282,15 +264,13 @@ def _check_alive(handles: list[nbd.NBD]) -> None:
 
 
 def copy_batch(lane: Handles, chunks: list[Chunk], stopping: threading.Event, throttle: Throttle,
-               on_done: OnDone, refill: Refill = lambda _: [], *, on_failed: OnDone | None = None,
-               wake: Wake | None = None) -> BatchResult:  # fmt: skip
-    """Copy ``chunks`` on ``lane``; ``on_done`` hears of each chunk as its last write completes.
+               on_done: OnDone, refill: Refill = lambda _: [], *,
+               on_failed: OnDone | None = None) -> BatchResult:  # fmt: skip
+    """Copy ``chunks`` on ``lane``; ``on_done`` hears of each chunk as its last write completes,
+    ``on_failed`` of each failed one (without it they are returned).
 
     Whenever buffers are free and nothing is pending, ``refill`` may add as many chunks, so the
     lane's requests keep flowing instead of draining between batches, and no lane holds chunks
-    it cannot start while others run out of work at the end of the copy. ``on_failed`` hears of
-    each failed chunk at once (else they are returned); a wait on the servers also ends when
-    the descriptor of ``wake`` turns readable: its function takes the news in, and ``refill``
-    is asked again.
+    it cannot start while others run out of work at the end of the copy.
     """
-    return _Pipeline(lane, chunks, stopping, throttle, on_done, refill, on_failed, wake).run()
+    return _Pipeline(lane, chunks, stopping, throttle, on_done, refill, on_failed).run()

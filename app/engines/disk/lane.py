@@ -187,7 +187,6 @@ class _Session:
             result = copy_batch(
                 self.handles, self._take(len(self.handles.buffers)), _NEVER, _no_throttle,
                 self._send("done"), self._take, on_failed=self._send("failed"),
-                wake=(self.conn.fileno(), self._read_news),
             )  # fmt: skip
             if result.lost is not None:
                 unstarted = result.unstarted + list(self.inbox)
@@ -202,6 +201,9 @@ class _Session:
                 self._read_news(block=True)
 
     def _take(self, count: int) -> list[Chunk]:
+        """The pipeline's refill: what the parent sent meanwhile. (The parent keeps chunks
+        waiting here, ``Lane.window``, so a freed buffer finds one; the wait on the servers is
+        libnbd's own poll, in C, with no pipe to watch.)"""
         self._read_news()
         return [self.inbox.popleft() for _ in range(min(count, len(self.inbox)))]
 
