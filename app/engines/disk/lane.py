@@ -27,6 +27,7 @@ once; a stop only means it sends no more.
 from __future__ import annotations
 
 import os
+import pickle
 import stat
 import threading
 from collections import deque
@@ -161,7 +162,10 @@ def _answer(conn: Connection, handles: Handles) -> None:
                 answer: tuple[Any, ...] = ("result", True, function(handles, *args))
             except Exception as exc:
                 answer = ("result", False, exc)
-            conn.send(answer)
+            try:
+                conn.send(answer)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an exception that does not pickle
+                conn.send(("result", False, RuntimeError(f"{type(answer[2]).__name__}: {answer[2]} ({exc})")))
         elif kind == "chunks":
             try:
                 if not _Session(conn, handles, message[1]).run():
