@@ -46,7 +46,7 @@ at once, all on one global pool of worker threads that operators resize live.
 
 def build_services(settings: Settings, engines: Mapping[str, Engine]) -> Services:
     processes.configure(settings.helper_nice)
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, idle_transaction_timeout=settings.node_lease / 2)
     coordinator = Coordinator(
         db, engines, settings.node_id, settings.effective_allowed_roots, node_lease=settings.node_lease
     )

@@ -34,18 +34,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, idle_transaction_timeout: float | None = None) -> Engine:
+    """SQLite with WAL, or PostgreSQL; ``idle_transaction_timeout`` (seconds, PostgreSQL) ends a
+    session that sits in an open transaction that long without sending anything."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {}
+    if idle_transaction_timeout is not None:
+        milliseconds = max(1, int(idle_transaction_timeout * 1000))
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={milliseconds}"
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    """``idle_transaction_timeout``: a node paused (SIGSTOP, a frozen VM) inside a transaction
+    would hold its row locks, a takeover of its jobs or the leadership waiting behind them, until
+    it woke; PostgreSQL ends such a session after that many seconds (ferry serve: half the node
+    lease) instead, its locks with it. Transactions here never wait on I/O, so a live node's never
+    come near it."""
+
+    def __init__(self, url: str, *, idle_transaction_timeout: float | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, idle_transaction_timeout)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

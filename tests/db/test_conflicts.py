@@ -4,11 +4,12 @@ of two deadlocked transactions, and ``Database.transaction`` runs it again inste
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.db.models import CopyJobRow
@@ -80,3 +81,36 @@ def test_other_errors_are_not_run_again(db: Database) -> None:
         db.transaction(broken, what="test")
     assert not isinstance(raised.value, OperationalError) or "40P01" not in str(raised.value)
     assert runs == [1]
+
+
+def test_a_paused_holder_of_row_locks_does_not_block_the_others(postgres_template: str) -> None:
+    """Race: a node paused inside a transaction (SIGSTOP between two statements) holds its row
+    locks. With an idle-transaction timeout PostgreSQL ends that session, so another writer gets
+    the row within about the timeout instead of waiting for the paused one to wake; the paused
+    one's transaction is gone (its next statement fails), its write never lands."""
+    with postgres_database(postgres_template) as url:
+        paused = Database(url, idle_transaction_timeout=1.0)
+        other = Database(url)
+        with other.session() as session:
+            session.add(CopyJobRow(id="held", kind="files", source="/s", target="/t", priority="NORMAL",
+                                   options={}, state="RUNNING"))  # fmt: skip
+        try:
+            session = Session(paused.engine)  # a transaction left open, as a paused node leaves it
+            session.begin()
+            session.scalars(select(CopyJobRow).where(CopyJobRow.id == "held").with_for_update()).one()
+            # The pause: the other writer is blocked behind this lock until the server ends us.
+            began = time.monotonic()
+            with other.session() as theirs:
+                theirs.execute(text("SET LOCAL lock_timeout = '10s'"))  # without the fix: fails here
+                row = theirs.scalars(select(CopyJobRow).where(CopyJobRow.id == "held").with_for_update()).one()
+                row.error = "written by the other node"
+            waited = time.monotonic() - began
+            with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+                session.execute(text("UPDATE copy_jobs SET error = 'late write' WHERE id = 'held'"))
+            session.close()
+            assert waited < 5
+            with other.session() as session:
+                assert session.get(CopyJobRow, "held").error == "written by the other node"  # type: ignore[union-attr]
+        finally:
+            paused.dispose()
+            other.dispose()
