@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/stats_bench.py [--seconds 20] [--rate 200] [--load all|disks|tree]
 
-A real ``ferry serve`` runs two disk copies (nbdkit sparse-random, 2 GiB, half data, each into an
-nbdkit memory export) and a tree copy (20 000 small files) at once, with the default pool; each is
+A real ``ferry serve`` runs two disk copies (nbdkit sparse-random, 4 GiB, half data, each into a
+new raw file) and a tree copy (20 000 small files) at once, with the default pool; each is
 run again (reset, start) as soon as it completes, so the load lasts. A load generator in a process
 of its own sends ``--rate`` requests a second to the stats endpoint for ``--seconds``, on a few
 keep-alive connections, and reports how many were answered and the latency percentiles; the same
 load against the idle server is the baseline. ``--load`` runs only the disk copies or only the
-tree copy, to see which holds the server back.
+tree copy, to see which holds the server back. The nbdkit sources run on this machine, at the
+server's priority, where a migration's sources would be on other hosts: they take CPU that ferry's
+server and helpers then share (``FERRY_HELPER_NICE`` sets how much the helpers yield).
 """
 
 from __future__ import annotations
