@@ -58,8 +58,9 @@ class Lane:
         self.window = spec.buffers + PREFETCH
         self._closing = False
         self.conn: Connection
-        self.conn, child_end = processes.context().Pipe(duplex=True)
-        self._process = processes.context().Process(
+        context = processes.context()
+        self.conn, child_end = context.Pipe(duplex=True)
+        self._process = context.Process(
             target=helper.serve, args=(child_end, spec, processes.helper_nice()), name="ferry-disk-lane", daemon=True
         )
         self._process.start()
