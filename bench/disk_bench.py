@@ -11,6 +11,13 @@ Scenarios (each: nbdkit sparse-random, percent=50, fixed seed):
 
 Ferry runs as a real ``ferry serve`` driven through its HTTP API, with the default pool: a
 NORMAL migration is granted 4 threads (4% of 100), each with its own connections.
+
+Each round runs every tool once, in turns that rotate from round to round, each into a fresh
+target; before a run to a file the disk settles (the deleted target of the run before is
+discarded, which slows the writes that follow). Figures are medians with their ranges over the
+rounds, and ferry's time over nbdcopy's is taken round by round. While it runs, this VM keeps the
+memory its processes free instead of giving it back to the host, and a first copy warms it up,
+uncounted (:mod:`bench.machine` says why: it decided 3 s or 9 s at random, for either tool).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import argparse
 import random
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.policy.units import parse_size
+from bench.machine import held_memory, settle, spread
 from bench.serving import FerryServer, ferry_server
 
 MB = 1_000_000
@@ -90,8 +99,15 @@ def timed(label: str, size: int, fn: Any, *args: Any) -> float:
     return seconds
 
 
-def report(name: str, ferry: float, nbdcopy: float) -> None:
-    print(f"  => {name}: ferry/nbdcopy time ratio {ferry / nbdcopy:.2f}", flush=True)
+def report(name: str, times: dict[str, list[float]], tool: str = "ferry") -> float:
+    """Print ``tool``'s time over nbdcopy's, round by round, as median (min-max); the median."""
+    ratios = [f / n for f, n in zip(times[tool], times["nbdcopy"], strict=True)]
+    print(
+        f"  => {name}: {tool} {spread(times[tool])} s, nbdcopy {spread(times['nbdcopy'])} s,"
+        f" {tool}/nbdcopy {spread(ratios)}",
+        flush=True,
+    )
+    return statistics.median(ratios)
 
 
 def scenario(
@@ -103,12 +119,12 @@ def scenario(
     to_memory: bool,
     single: bool = False,
     repeat: int = 1,
-) -> dict[str, float]:
-    """Best of ``repeat`` runs per tool (the machine may be shared), each into a fresh target."""
+) -> dict[str, list[float]]:
+    """``repeat`` rounds, each tool once per round into a fresh target, tools taking turns."""
     print(f"[{name}]", flush=True)
     plugin = ("sparse-random", str(size), "seed=42", "percent=50")
     source_args = (*(f"--filter={f}" for f in filters), *plugin, *params)
-    times: dict[str, float] = {}
+    times: dict[str, list[float]] = {}
     with nbdkit(tmp, f"src-{name}", *source_args) as source:
         tools = ["ferry", "nbdcopy", *(["ferry-1conn"] if single else [])]
         for attempt in range(repeat):
@@ -116,10 +132,10 @@ def scenario(
             shift = attempt % len(tools)
             for tool in tools[shift:] + tools[:shift]:
                 seconds = _fresh_target(tmp, f"{name}-{tool}-{attempt}", tool, source, size, to_memory)
-                times[tool] = min(times.get(tool, seconds), seconds)
-    report(name, times["ferry"], times["nbdcopy"])
+                times.setdefault(tool, []).append(seconds)
+    report(name, times)
     if single:
-        report(f"{name} (ferry one connection)", times["ferry-1conn"], times["nbdcopy"])
+        report(f"{name} (ferry one connection)", times, "ferry-1conn")
     return times
 
 
@@ -128,6 +144,7 @@ def _fresh_target(tmp: Path, label: str, tool: str, source: str, size: int, to_m
         with nbdkit(tmp, f"dst-{label}", "memory", str(size)) as target:
             return _one(tool, source, target, size, tmp)
     target = tmp / f"{label}.img"
+    settle()  # the target of the run before was deleted: its discards must not slow this one
     seconds = _one(tool, source, str(target), size, tmp)
     if label.startswith("file-ferry-0"):
         target.rename(tmp / "file-ferry.img")  # the incremental scenario starts from it
@@ -160,10 +177,21 @@ def incremental(tmp: Path, size: int, full_seconds: float | None) -> None:
         print(f"  => dirty {count * piece / size:.1%} of the disk took {share:.1%} of the full copy's time")
 
 
+def warm_up(tmp: Path, size: int) -> None:
+    """Copy once to a memory export and once to a file, not counted: the first run after the
+    machine's memory went back to its host pays for touching it again (see :mod:`bench.machine`)."""
+    print("[warm-up, not counted]", flush=True)
+    with nbdkit(tmp, "src-warm", "sparse-random", str(size), "seed=7", "percent=50") as source:
+        with nbdkit(tmp, "dst-warm", "memory", str(size)) as target:
+            timed("nbdcopy to memory", size, run_nbdcopy, source, target)
+        timed("nbdcopy to a file", size, run_nbdcopy, source, str(tmp / "warm.img"))
+        (tmp / "warm.img").unlink()
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="4GiB", help="virtual disk size, e.g. 512MiB, 4G (default 4GiB)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best counts (default 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each tool runs once per round (default 3)")
     parser.add_argument("--dir", default="/var/tmp", help="where target files go (default /var/tmp)")
     parser.add_argument(
         "--only", action="append", choices=SCENARIOS, help="run only this scenario (repeatable; default all)"
@@ -171,15 +199,17 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     size = parse_size(re.sub(r"([KMGT])$", r"\1iB", args.size))[0]
     with (
+        held_memory(),
         tempfile.TemporaryDirectory(prefix="ferry-bench-", dir=args.dir) as tmpdir,
         ferry_server([Path(tmpdir)]) as server,
     ):
         Ferry.server = server
         tmp = Path(tmpdir)
+        warm_up(tmp, size)
         n, only = args.repeat, set(args.only or SCENARIOS)
         full = None
         if "file" in only or "incremental" in only:
-            full = scenario(tmp, "file", size, (), (), to_memory=False, repeat=n)["ferry"]
+            full = statistics.median(scenario(tmp, "file", size, (), (), to_memory=False, repeat=n)["ferry"])
         if "memory" in only:
             scenario(tmp, "memory", size, (), (), to_memory=True, repeat=n)
         if "delay" in only:

@@ -15,7 +15,8 @@ Two caches, each tool taking its turn in every round:
   migration meets its source (needs root).
 
 Before each copy the previous target is deleted and the disk left to settle (deleting a large
-tree on a filesystem mounted with ``discard`` slows the writes that follow). Figures are medians
+tree on a filesystem mounted with ``discard`` slows the writes that follow), and the VM keeps the
+memory its processes free (:func:`bench.machine.held_memory`). Figures are medians
 with their ranges (min to max) over the rounds, and ferry's time over each tool's, round by round.
 """
 
@@ -26,7 +27,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,12 +37,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import drop_caches, held_memory, settle, spread
 from bench.serving import FerryServer, ferry_server
 
 MiB = 1024 * 1024
-#: Settling: the disk counts as quiet after this many seconds without a write or a discard,
-#: waited for at most the second.
-QUIET_SECONDS, SETTLE_LIMIT = 1.0, 30.0
 
 
 def generate(root: Path, files: int, dirs: int, large: int) -> None:
@@ -69,33 +67,6 @@ def warm(root: Path) -> None:
                     pass
 
 
-def drop_caches() -> None:
-    subprocess.run(["sync"], check=True)
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
-
-
-def _sectors_moved() -> int:
-    """Sectors written and discarded on every disk (a deleted tree is discarded after the fact)."""
-    total = 0
-    for line in Path("/proc/diskstats").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 9 and not fields[2].startswith(("loop", "ram", "zram")):
-            total += int(fields[9]) + (int(fields[16]) if len(fields) > 16 else 0)
-    return total
-
-
-def settle() -> None:
-    """``sync``, then wait (bounded) until no disk has written or discarded for ``QUIET_SECONDS``."""
-    subprocess.run(["sync"], check=True)
-    deadline = time.monotonic() + SETTLE_LIMIT
-    last, quiet_since = _sectors_moved(), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_SECONDS:
-        time.sleep(0.1)
-        now = _sectors_moved()
-        if now != last:
-            last, quiet_since = now, time.monotonic()
-
-
 def run_ferry(server: FerryServer, source: Path, target: Path, options: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """Copy ``source`` to ``target`` through ferry's API (an incremental pass if it ran before).
 
@@ -115,10 +86,6 @@ def timed(label: str, action: Callable[[], object]) -> float:
     seconds = result if isinstance(result, float) else time.perf_counter() - started
     print(f"  {label:<40} {seconds:8.2f} s", flush=True)
     return seconds
-
-
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):6.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def compare(
@@ -198,7 +165,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
     try:
-        with ferry_server([workdir]) as server:
+        with held_memory(), ferry_server([workdir]) as server:
             if not args.skip_compare:
                 source = workdir / "source"
                 if not source.exists():

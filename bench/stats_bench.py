@@ -7,7 +7,10 @@ new raw file) and a tree copy (20 000 small files) at once, with the default poo
 run again (reset, start) as soon as it completes, so the load lasts. A load generator in a process
 of its own sends ``--rate`` requests a second to the stats endpoint for ``--seconds``, on a few
 keep-alive connections, and reports how many were answered and the latency percentiles; the same
-load against the idle server is the baseline. ``--load`` runs only the disk copies or only the
+load against the idle server is the baseline. The client speaks HTTP on raw sockets, so that little
+of what it times is its own work; the server's own clock (its request-duration histogram, from
+``/metrics``) says which share of the answers it gave within 5 and 10 ms, the rest of a latency
+being time spent waiting for a CPU, in either process. ``--load`` runs only the disk copies or only the
 tree copy, to see which holds the server back. The nbdkit sources run on this machine, at the
 server's priority, where a migration's sources would be on other hosts: they take CPU that ferry's
 server and helpers then share (``FERRY_HELPER_NICE`` sets how much the helpers yield).
@@ -19,11 +22,13 @@ import argparse
 import json
 import multiprocessing
 import random
+import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -33,9 +38,53 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.disk_bench import nbdkit
+from bench.machine import held_memory
 from bench.serving import ferry_server
 
 WORKERS = 4  #: connections the load generator keeps open
+
+
+class _Poller:
+    """One keep-alive HTTP/1.1 connection that GETs one path, with as little client work as a
+    request can have (a raw socket, no HTTP library), so that what is timed is the server."""
+
+    def __init__(self, url: str, path: str) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.address = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.request = f"GET {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n\r\n".encode()
+        self.sock = self._connect()
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def get(self) -> None:
+        """One request and its whole answer; OSError on a failure or a status other than 200."""
+        try:
+            self.sock.sendall(self.request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += self._recv()
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            if not lines[0].startswith(b"HTTP/1.1 200"):
+                raise OSError(f"answered {lines[0]!r}")
+            length = next(
+                int(v) for k, _, v in (line.partition(b":") for line in lines[1:]) if k.lower() == b"content-length"
+            )
+            while len(body) < length:
+                body += self._recv()
+        except OSError:
+            self.sock.close()
+            self.sock = self._connect()
+            raise
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise OSError("the server closed the connection")
+        return chunk
 
 
 def _load(url: str, rate: float, seconds: float, out: Any) -> None:
@@ -46,27 +95,28 @@ def _load(url: str, rate: float, seconds: float, out: Any) -> None:
 
     def worker(index: int, results: list[float]) -> None:
         nonlocal missed
-        with httpx.Client(base_url=url, timeout=5) as client:
-            start = time.perf_counter() + index / rate
-            n = 0
-            while True:
-                due = start + n / per_worker
-                if due - start > seconds:
-                    return
-                now = time.perf_counter()
-                if now < due:
-                    time.sleep(due - now)
-                elif now - due > 1 / per_worker:
-                    missed += 1  # the previous answer came too late for this slot
-                    n += 1
-                    continue
-                began = time.perf_counter()
-                try:
-                    client.get("/stats/scannerPoolStats").raise_for_status()
-                    results.append(time.perf_counter() - began)
-                except httpx.HTTPError:
-                    missed += 1
+        poller = _Poller(url, "/stats/scannerPoolStats")
+        start = time.perf_counter() + index / rate
+        n = 0
+        while True:
+            due = start + n / per_worker
+            if due - start > seconds:
+                break
+            now = time.perf_counter()
+            if now < due:
+                time.sleep(due - now)
+            elif now - due > 1 / per_worker:
+                missed += 1  # the previous answer came too late for this slot
                 n += 1
+                continue
+            began = time.perf_counter()
+            try:
+                poller.get()
+                results.append(time.perf_counter() - began)
+            except OSError:
+                missed += 1
+            n += 1
+        poller.sock.close()
 
     threads = [threading.Thread(target=worker, args=(i, latencies)) for i in range(WORKERS)]
     for thread in threads:
@@ -119,8 +169,28 @@ def tree(root: Path, files: int = 20_000) -> None:
         (directory / f"f{i:06}").write_bytes(rng.randbytes(rng.randint(0, 8192)))
 
 
+def _stats_buckets(client: httpx.Client) -> dict[str, float]:
+    """The server's request-duration histogram for the stats route: count per upper bound."""
+    prefix = "ferry_http_request_duration_seconds_bucket{"
+    buckets = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(prefix) and 'route="/stats/scannerPoolStats"' in line:
+            bound = line.split('le="')[1].split('"')[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def server_side(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Of the answers between two readings, the percentage the server gave within 5 and 10 ms."""
+    total = after["+Inf"] - before.get("+Inf", 0)
+    return {
+        f"server_within_{ms}ms_%": 100 * (after[bound] - before.get(bound, 0)) / total
+        for ms, bound in ((5, "0.005"), (10, "0.01"))
+    }
+
+
 def report(label: str, figures: dict[str, float]) -> None:
-    print(f"{label}: {json.dumps({k: round(v, 1) for k, v in figures.items()})}", flush=True)
+    print(f"{label}: {json.dumps({k: round(v, 2 if k.endswith('%') else 1) for k, v in figures.items()})}", flush=True)
 
 
 def main(argv: list[str]) -> None:
@@ -131,6 +201,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--load", choices=("all", "disks", "tree"), default="all", help="which copies run")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
+        stack.enter_context(held_memory())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ferry-stats-bench-", dir=args.dir)))
         server = stack.enter_context(ferry_server([tmp]))
         url = str(server.client.base_url)
@@ -149,7 +220,9 @@ def main(argv: list[str]) -> None:
         keeper = threading.Thread(target=_keep_busy, args=(url, busy), daemon=True)
         keeper.start()
         time.sleep(1.0)  # the copies are under way
-        report("under copy load", measure(url, args.rate, args.seconds))
+        before = _stats_buckets(server.client)
+        figures = measure(url, args.rate, args.seconds)
+        report("under copy load", figures | server_side(before, _stats_buckets(server.client)))
         busy.set()
         keeper.join(10)
         print(f"passes run during the load: {_passes}")
