@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import sys
@@ -23,11 +24,25 @@ def run_server(app: FastAPI, host: str, port: int) -> None:
     makes that a clean exit, since a drained shutdown is a success.
     """
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    settle_the_heap()
     # The port first: a node that cannot serve must not join the cluster and take work.
     sock = bind(host, port)
     # One worker: the pool lives in this process.
     config = uvicorn.Config(app, workers=1, log_config=None, timeout_graceful_shutdown=5, server_header=False)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def settle_the_heap() -> None:
+    """Collect once, then leave everything alive now (modules, routes, schemas, the services:
+    some 140 000 objects) out of the cyclic collector's future passes.
+
+    A full collection scans every tracked object while it holds the GIL; with copies running it
+    took 80 to 100 ms, on whichever thread triggered it, often the event loop's, and every request
+    waited that long (the stats benchmark's worst answers). Frozen, a full pass scans only what
+    was allocated since: 7 ms under the same load.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class PortInUse(OSError):
