@@ -1,13 +1,14 @@
 """How fast ``/stats/scannerPoolStats`` answers while ferry copies (issue 11's scenario).
 
-    .venv/bin/python bench/stats_bench.py [--seconds 20] [--rate 200] [--load all|disks|tree]
+    .venv/bin/python bench/stats_bench.py [--seconds 20] [--rounds 3] [--rate 200] [--load all|disks|tree]
 
 A real ``ferry serve`` runs two disk copies (nbdkit sparse-random, 4 GiB, half data, each into a
 new raw file) and a tree copy (20 000 small files) at once, with the default pool; each is
 run again (reset, start) as soon as it completes, so the load lasts. A load generator in a process
 of its own sends ``--rate`` requests a second to the stats endpoint for ``--seconds``, on a few
-keep-alive connections, and reports how many were answered and the latency percentiles; the same
-load against the idle server is the baseline. The client speaks HTTP on raw sockets, so that little
+keep-alive connections, and reports how many were answered and the latency percentiles, for
+``--rounds`` measurements one after another (with their medians and ranges); the same load
+against the idle server is the baseline. The client speaks HTTP on raw sockets, so that little
 of what it times is its own work; the server's own clock (its request-duration histogram, from
 ``/metrics``) says which share of the answers it gave within 5 and 10 ms, the rest of a latency
 being time spent waiting for a CPU, in either process. ``--load`` runs only the disk copies or only the
@@ -38,7 +39,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.disk_bench import nbdkit
-from bench.machine import held_memory
+from bench.machine import held_memory, spread
 from bench.serving import ferry_server
 
 WORKERS = 4  #: connections the load generator keeps open
@@ -199,6 +200,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--dir", default="/var/tmp", help="where sources and targets go")
     parser.add_argument("--load", choices=("all", "disks", "tree"), default="all", help="which copies run")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements under load, one after another")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         stack.enter_context(held_memory())
@@ -220,9 +222,16 @@ def main(argv: list[str]) -> None:
         keeper = threading.Thread(target=_keep_busy, args=(url, busy), daemon=True)
         keeper.start()
         time.sleep(1.0)  # the copies are under way
-        before = _stats_buckets(server.client)
-        figures = measure(url, args.rate, args.seconds)
-        report("under copy load", figures | server_side(before, _stats_buckets(server.client)))
+        rounds = []
+        for number in range(args.rounds):
+            before = _stats_buckets(server.client)
+            figures = measure(url, args.rate, args.seconds) | server_side(before, _stats_buckets(server.client))
+            report(f"under copy load, round {number + 1}", figures)
+            rounds.append(figures)
+        if len(rounds) > 1:
+            print("over the rounds, median (min-max):")
+            for key in ("missed", "p50_ms", "p99_ms", "max_ms", "server_within_10ms_%"):
+                print(f"  {key:<22} {spread([r[key] for r in rounds])}")
         busy.set()
         keeper.join(10)
         print(f"passes run during the load: {_passes}")
