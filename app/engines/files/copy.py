@@ -59,6 +59,33 @@ def is_temp(name: str) -> bool:
     return name.startswith(".ferry~") and _TEMP.fullmatch(name) is not None
 
 
+#: Opening a file that was listed as regular: never blocks (a FIFO's open waits for a writer).
+_SOURCE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+class NotRegular(OSError):
+    """A name listed as a regular file is something else now (a FIFO, a device, a directory)."""
+
+    def __init__(self, name: str | Path) -> None:
+        super().__init__(errno.EAGAIN, "no longer a regular file (it changed since it was listed)", str(name))
+
+
+def open_regular(name: str | Path, dir_fd: int | None = None) -> tuple[int, os.stat_result]:
+    """Open a file the listing saw as regular, for reading, and its ``fstat``; NotRegular (the fd
+    closed) when it no longer is one. Without this, a file replaced by a FIFO between the listing
+    and the copy would hold its unit in ``open`` until some writer came; refused, it is a failure
+    whose retry lists the directory again and finds the FIFO for what it is."""
+    fd = os.open(name, _SOURCE_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def _data_segments(fd: int, start: int, end: int) -> list[tuple[int, int]]:
     """``(offset, length)`` of the data in ``[start, end)``; all of it where holes are unknown."""
     segments: list[tuple[int, int]] = []
@@ -160,9 +187,8 @@ def copy_file_at(
 ) -> int:
     """Copy the file ``name`` of the directory ``src_dir`` to the same name in ``dst_dir``
     atomically; returns its size (what it had when opened)."""
-    src = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=src_dir)
+    src, st = open_regular(name, src_dir)
     try:
-        st = os.fstat(src)
         meta = Meta.of(st)
         temp = temp_name()
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=dst_dir)
@@ -218,7 +244,7 @@ def same_content(a: Path, b: Path, offset: int = 0, length: int | None = None) -
     Stops at the first chunk whose digests differ, so a mismatch early in a large file costs
     little. ``length=None`` compares to the end of the longer file.
     """
-    with open(a, "rb", buffering=0) as fa, open(b, "rb", buffering=0) as fb:
+    with open(open_regular(a)[0], "rb", buffering=0) as fa, open(open_regular(b)[0], "rb", buffering=0) as fb:
         fa.seek(offset)
         fb.seek(offset)
         left = length
@@ -263,7 +289,7 @@ def copy_range(
     fsync: bool,
 ) -> None:
     """Copy one range of a large file into its (already sized) temporary file."""
-    src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    src, _ = open_regular(src_path)
     try:
         dst = os.open(temp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
