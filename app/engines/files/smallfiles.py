@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 
 from app.engines.bandwidth import BandwidthLimiter
-from app.engines.files.copy import Interrupted, copy_file_at, same_content
+from app.engines.files.copy import Interrupted, copy_file_at, open_regular, same_content
 from app.engines.files.failures import What
 from app.engines.files.listing import DIRECTORY_FLAGS, FileTask, StepResult, reason
 from app.engines.files.policy import is_large
@@ -182,8 +182,7 @@ class ReadAhead:
             self.close()
             self._dir = os.open(self.source / task.region, DIRECTORY_FLAGS)
             self._region = task.region
-        # O_NONBLOCK: a name that became a FIFO since the listing must not block the copy.
-        fd = os.open(task.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self._dir)
+        fd, _ = open_regular(task.name, self._dir)  # never blocks, even on a name now a FIFO
         try:
             os.posix_fadvise(fd, 0, task.meta.size, os.POSIX_FADV_WILLNEED)
         finally:
