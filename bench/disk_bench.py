@@ -99,15 +99,14 @@ def timed(label: str, size: int, fn: Any, *args: Any) -> float:
     return seconds
 
 
-def report(name: str, times: dict[str, list[float]], tool: str = "ferry") -> float:
-    """Print ``tool``'s time over nbdcopy's, round by round, as median (min-max); the median."""
+def report(name: str, times: dict[str, list[float]], tool: str = "ferry") -> None:
+    """Print ``tool``'s and nbdcopy's times, and their ratio round by round, as median (min-max)."""
     ratios = [f / n for f, n in zip(times[tool], times["nbdcopy"], strict=True)]
     print(
         f"  => {name}: {tool} {spread(times[tool])} s, nbdcopy {spread(times['nbdcopy'])} s,"
         f" {tool}/nbdcopy {spread(ratios)}",
         flush=True,
     )
-    return statistics.median(ratios)
 
 
 def scenario(
