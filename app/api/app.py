@@ -16,6 +16,7 @@ from app.api import problems
 from app.api.deps import Services
 from app.api.middleware import RequestContext
 from app.api.queries import refuse_unknown_query
+from app.api.ready import ReadyAnswers
 from app.api.routes import configuration, dashboard, docs, health, migrations, stats
 from app.api.security import authorize
 from app.db.nodes import holder_text
@@ -121,7 +122,8 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
         """
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(ReadyAnswers, tokens=settings.tokens, answers=stats.ready_answers(services))
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: it sees every answer
     return app
 
 

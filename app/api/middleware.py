@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -13,6 +14,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.observability.metrics import Metrics
 
 log = structlog.get_logger("ferry.http")
+
+#: Request ids: this process's random prefix and a count, unique without a syscall per request.
+_PREFIX = secrets.token_hex(4)
+_COUNT = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNT):08x}"
 
 
 class RequestContext:
@@ -25,7 +34,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or new_request_id()
         started = time.perf_counter()
         status = 500
 

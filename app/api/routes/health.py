@@ -13,8 +13,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", operation_id="health", summary="Is the process up")
-def healthz() -> Health:
-    """Liveness: answers while the process serves; open, no token needed.
+async def healthz() -> Health:
+    """Liveness: answers while the process serves (on the event loop: no hop through the thread
+    pool, which requests that wait on the database may fill); open, no token needed.
 
     ```sh
     curl http://127.0.0.1:18080/healthz

@@ -6,47 +6,38 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.routing import APIRoute
 
-from app.api.deps import ServicesDep
+from app.api.deps import Services, ServicesDep
+from app.api.ready import POOL_ANSWERS, ReadyAnswer
 from app.api.schemas import History, MigrationSummary, Node, ScannerPoolStats, ThroughputSummary
 
 router = APIRouter(tags=["stats"])
+POOL_STATS = "/stats/scannerPoolStats"
 
 
 @router.get(
-    "/stats/scannerPoolStats",
+    POOL_STATS,
     operation_id="scannerPoolStats",
     response_model=ScannerPoolStats,
     summary="The global scan pool",
 )
 async def scanner_pool_stats(services: ServicesDep) -> Response:
     """The cluster's pool and each running migration's share, from the snapshot each node keeps
-    ready (answered on the event loop: it touches neither the database nor the pool).
+    ready (answered before routing, by :class:`~app.api.ready.ReadyAnswers`: it touches neither
+    the database nor the pool).
 
     ```sh
     curl http://127.0.0.1:18080/stats/scannerPoolStats
     ```
     """
-    return _POOL_ANSWERS.render(services.stats.scanner_pool())
+    return Response(POOL_ANSWERS.render(services.stats.scanner_pool()), media_type="application/json")
 
 
-class _Rendered:
-    """The JSON of the latest answer: dashboards poll many times per snapshot, and each poll
-    then costs a lookup instead of a validation and a serialisation (time the event loop, which
-    shares the interpreter with the copies, has little of under load)."""
-
-    def __init__(self) -> None:
-        self._last: tuple[dict[str, Any], bytes] | None = None
-
-    def render(self, answer: dict[str, Any]) -> Response:
-        last = self._last
-        if last is None or last[0] is not answer:
-            last = (answer, ScannerPoolStats.model_validate(answer).model_dump_json().encode())
-            self._last = last
-        return Response(last[1], media_type="application/json")
-
-
-_POOL_ANSWERS = _Rendered()
+def ready_answers(services: Services) -> dict[str, ReadyAnswer]:
+    """What :class:`~app.api.ready.ReadyAnswers` serves before routing: this route's answer."""
+    route = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == POOL_STATS)
+    return {POOL_STATS: ReadyAnswer(route, lambda: POOL_ANSWERS.render(services.stats.scanner_pool()))}
 
 
 @router.get(
