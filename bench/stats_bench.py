@@ -8,13 +8,17 @@ run again (reset, start) as soon as it completes, so the load lasts. A load gene
 of its own sends ``--rate`` requests a second to the stats endpoint for ``--seconds``, on a few
 keep-alive connections, and reports how many were answered and the latency percentiles, for
 ``--rounds`` measurements one after another (with their medians and ranges); the same load
-against the idle server is the baseline. The client speaks HTTP on raw sockets, so that little
-of what it times is its own work; the server's own clock (its request-duration histogram, from
-``/metrics``) says which share of the answers it gave within 5 and 10 ms, the rest of a latency
-being time spent waiting for a CPU, in either process. ``--load`` runs only the disk copies or only the
-tree copy, to see which holds the server back. The nbdkit sources run on this machine, at the
-server's priority, where a migration's sources would be on other hosts: they take CPU that ferry's
-server and helpers then share (``FERRY_HELPER_NICE`` sets how much the helpers yield).
+against the idle server is the baseline. Before each of ferry's rounds the same client measures
+the machine's floor under the same copy load: a server on ferry's HTTP stack (uvicorn, uvloop,
+httptools) in a process of its own that only answers fixed bytes, the size of ferry's answer.
+What ferry's p99 has above the floor's is ferry's; the floor is this machine's. The client speaks
+HTTP on raw sockets, so that little of what it times is its own work; the server's own clock (its
+request-duration histogram, from ``/metrics``) says which share of the answers it gave within 5
+and 10 ms, the rest of a latency being time spent waiting for a CPU, in either process.
+``--load`` runs only the disk copies or only the tree copy, to see which holds the server
+back. The nbdkit sources run on this machine, at the server's priority, where a migration's
+sources would be on other hosts: they take CPU that ferry's server and helpers then share
+(``FERRY_HELPER_NICE`` sets how much the helpers yield).
 """
 
 from __future__ import annotations
@@ -30,17 +34,20 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from starlette.types import Receive, Scope, Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.disk_bench import nbdkit
 from bench.machine import held_memory, spread
-from bench.serving import ferry_server
+from bench.serving import _free_port, ferry_server
 
 WORKERS = 4  #: connections the load generator keeps open
 
@@ -147,6 +154,40 @@ def measure(url: str, rate: float, seconds: float) -> dict[str, float]:
     }
 
 
+def _serve_fixed(port: int, body: bytes) -> None:
+    """In its own process: the least a server on ferry's HTTP stack can do, answer ``body``."""
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", loop="uvloop", http="httptools")
+
+
+@contextmanager
+def floor_server(body: bytes) -> Iterator[str]:
+    """A fixed-answer server (:func:`_serve_fixed`) while the block runs; yields its URL."""
+    port = _free_port()
+    process = multiprocessing.get_context("spawn").Process(target=_serve_fixed, args=(port, body), daemon=True)
+    process.start()
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or not process.is_alive():
+                    raise RuntimeError("the floor server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.join(10)
+
+
 _passes: dict[str, int] = {}
 
 
@@ -222,16 +263,20 @@ def main(argv: list[str]) -> None:
         keeper = threading.Thread(target=_keep_busy, args=(url, busy), daemon=True)
         keeper.start()
         time.sleep(1.0)  # the copies are under way
-        rounds = []
+        floor_url = stack.enter_context(floor_server(server.client.get("/stats/scannerPoolStats").content))
+        rounds, floors = [], []
         for number in range(args.rounds):
+            floors.append(measure(floor_url, args.rate, args.seconds))
+            report(f"machine floor, round {number + 1}", floors[-1])
             before = _stats_buckets(server.client)
             figures = measure(url, args.rate, args.seconds) | server_side(before, _stats_buckets(server.client))
-            report(f"under copy load, round {number + 1}", figures)
+            report(f"ferry under copy load, round {number + 1}", figures)
             rounds.append(figures)
-        if len(rounds) > 1:
-            print("over the rounds, median (min-max):")
-            for key in ("missed", "p50_ms", "p99_ms", "max_ms", "server_within_10ms_%"):
-                print(f"  {key:<22} {spread([r[key] for r in rounds])}")
+        print("over the rounds, median (min-max):")
+        for key in ("missed", "p50_ms", "p99_ms", "max_ms", "server_within_10ms_%"):
+            print(f"  {key:<22} {spread([r[key] for r in rounds])}")
+        for key in ("p50_ms", "p99_ms"):
+            print(f"  floor {key:<16} {spread([r[key] for r in floors])}")
         busy.set()
         keeper.join(10)
         print(f"passes run during the load: {_passes}")

@@ -1,0 +1,83 @@
+"""What a coordinator tick costs when nothing happens, and what still runs at once when it does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event
+
+from app.api.app import build_services
+from app.api.deps import Services
+from app.pool.coordinator import TICK, leader_term, round_every
+from app.services.jobs import JobDefinition
+from tests.api.conftest import settings_for
+from tests.fakes.engine import FakeEngine
+
+
+@given(st.floats(min_value=0.1, max_value=3600.0))
+def test_a_leader_renews_its_term_at_least_four_times_within_it(node_lease: float) -> None:
+    """Rounds nobody asked for come often enough that a leader never lets its term lapse, at
+    least once a second, and never more often than ticks."""
+    every = round_every(node_lease)
+    assert TICK <= every <= 1.0
+    assert every <= leader_term(node_lease).total_seconds() / 4
+
+
+@pytest.fixture
+def services(database_url: str, tmp_path: Path) -> Iterator[Services]:
+    services = build_services(settings_for(database_url, tmp_path), {"files": FakeEngine(), "disk": FakeEngine()})
+    coordinator = services.coordinator
+    coordinator.registry.claim_identity()
+    coordinator.registry.register()
+    try:
+        yield services
+    finally:
+        coordinator.registry.release_identity()
+        services.db.dispose()
+
+
+def statements_of(services: Services, ticks: int, woken: bool) -> int:
+    """SQL statements the coordinator sends over ``ticks`` ticks."""
+    count = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(services.db.engine, "before_cursor_execute", counted)
+    try:
+        for _ in range(ticks):
+            services.coordinator._tick(woken)
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", counted)
+    return count
+
+
+def test_an_idle_tick_only_syncs(services: Services) -> None:
+    """Between rounds an idle tick sends the sync's statements only: the leader's round and the
+    view's reads of the cluster (most of a tick's interpreter time, which the web server
+    shares) wait for their cadence, unless something here asks for them (a woken tick)."""
+    services.coordinator._tick(True)  # the first round: leadership, the view
+    quiet = statements_of(services, 3, woken=False)
+    woken = statements_of(services, 3, woken=True)
+    assert quiet * 4 < woken, (quiet, woken)
+
+
+def test_a_woken_tick_admits_at_once(services: Services, tmp_path: Path) -> None:
+    """A migration created here wakes the coordinator: its next tick runs the round that admits
+    it, without waiting for the cadence."""
+    services.coordinator._tick(True)
+    data = tmp_path / "data"
+    (data / "src").mkdir()
+    definition = JobDefinition("files", str(data / "src"), str(data / "dst"))
+    services.jobs.create("m1", definition, auto_start=True, idempotent=False)
+    coordinator = services.coordinator
+    woken = coordinator._wake.is_set()  # what the loop's wait returns
+    coordinator._wake.clear()
+    coordinator._tick(woken)
+    assert coordinator.view.jobs["m1"].state == "RUNNING"
