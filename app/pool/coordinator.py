@@ -389,6 +389,7 @@ class Coordinator:
         if purpose is Purpose.COPY:
             self.totals.run_started(row.id, initial)
         self.pool.add(run)
+        self._wake.set()  # the next tick reads the cluster again: the view shows the run at once
         log.info("run started", action="run_started", purpose=purpose.value, migration_id=row.id, epoch=lease.epoch)
 
     def _findings(self, lease: Lease, found: Sequence[Finding]) -> None:
