@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.db.models import CopyJobRow
 
@@ -17,6 +17,12 @@ def counts_by_state(session: Session) -> dict[str, int]:
 
 
 def held(session: Session) -> list[CopyJobRow]:
-    """Jobs some node holds (running, stopping, verifying), in serving order."""
-    query = select(CopyJobRow).where(CopyJobRow.owner.is_not(None)).order_by(PRIORITY_RANK, CopyJobRow.started_at)
+    """Jobs some node holds (running, stopping, verifying), in serving order, for the view: not
+    their checkpoints and options (large, and read by runs alone)."""
+    query = (
+        select(CopyJobRow)
+        .options(defer(CopyJobRow.checkpoint, raiseload=True), defer(CopyJobRow.options, raiseload=True))
+        .where(CopyJobRow.owner.is_not(None))
+        .order_by(PRIORITY_RANK, CopyJobRow.started_at)
+    )
     return list(session.scalars(query))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from app.db.jobs import PRIORITY_RANK
 from app.db.leases import VERIFY, FencedDatabase, Lease, fence, lease_of
@@ -82,6 +82,16 @@ class RunReport:
     units_failed: int
     #: What the run waits for (a server down at open), or None while it can work.
     notice: str | None = None
+
+
+#: The columns a sync reads and writes, four times a second: not the progress, checkpoint and
+#: options documents, whose decoding would cost the interpreter more than the rest of the row.
+SYNCED = load_only(
+    *(CopyJobRow.id, CopyJobRow.state, CopyJobRow.owner, CopyJobRow.lease_epoch, CopyJobRow.run_number),
+    *(CopyJobRow.run_purpose, CopyJobRow.priority, CopyJobRow.scan_percentage, CopyJobRow.started_at),
+    *(CopyJobRow.created_at, CopyJobRow.granted, CopyJobRow.grant_applied, CopyJobRow.active),
+    *(CopyJobRow.units_completed, CopyJobRow.units_failed, CopyJobRow.notice),
+)
 
 
 def claim_of(row: CopyJobRow) -> Claim:
@@ -231,7 +241,7 @@ class JobLedger:
         with self.db.session() as session:
             alive = registry.beat(session, stats, draining=bool(stats.get("draining")))
             rows = session.scalars(
-                select(CopyJobRow).where(CopyJobRow.owner == registry.node_id).with_for_update()
+                select(CopyJobRow).options(SYNCED).where(CopyJobRow.owner == registry.node_id).with_for_update()
             ).all()
             owned = []
             for row in rows:
