@@ -6,10 +6,11 @@ Each tick (a quarter of a second) it
 2. *syncs*: beats the node's heartbeat, reads the jobs this node holds and acknowledges their
    grants in one transaction, then starts runs for jobs newly placed here, stops runs whose job
    an operator stopped (on any node), and drops runs whose lease went elsewhere;
-3. when something here changed (an operator's action, a run that settled, a new configuration)
-   or a round is due (:func:`round_every`), runs the leader's round if it is the leader (or
-   becomes it): takes over dead nodes' jobs, admits and places SCHEDULED jobs, publishes grants
-   for the whole cluster, and reads the cluster's rows again for the view;
+3. when something here changed (an operator's action, a run that settled, a new configuration:
+   :meth:`Coordinator.ask_for_round`) or a round is due (:func:`round_every`), runs the leader's
+   round if it is the leader (or becomes it): takes over dead nodes' jobs, admits and places
+   SCHEDULED jobs, publishes grants for the whole cluster, and reads the cluster's rows again
+   for the view;
 4. samples speeds, saves progress and checkpoints every few seconds, and refreshes the
    :class:`~app.pool.view.ClusterView` that stats read (this node's runs every tick, the rest
    from the rows of the last round).
@@ -107,6 +108,10 @@ class Coordinator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_save = self._last_config = self._last_round = 0.0
+        #: Rounds asked for (:meth:`ask_for_round`) and the count the loop last saw.
+        self._round_asks = self._round_seen = 0
+        #: A run started here since the view's last read of the cluster.
+        self._view_stale = False
         self._round_every = round_every(node_lease)
         #: What the last round read of the cluster (held rows, counts by state, nodes), for the view.
         self._cluster: tuple[list[CopyJobRow], dict[str, int], list[NodeInfo]] | None = None
@@ -150,7 +155,19 @@ class Coordinator:
         log.info("node stopped", action="node_stop", node=self.node_id)
 
     def wake(self) -> None:
+        """Something changed that the leader's round must see (an operator's action): the next
+        tick runs it, now."""
+        self.ask_for_round()
+
+    def ask_for_round(self) -> None:
+        self._round_asks += 1  # a lost increment of two racing calls still differs from the seen
         self._wake.set()
+
+    def _round_asked(self) -> bool:
+        """True once per batch of :meth:`ask_for_round` calls (what the loop tells the tick)."""
+        asks = self._round_asks
+        asked, self._round_seen = asks != self._round_seen, asks
+        return asked
 
     def holds_leases(self) -> bool:
         """True while the last sync is recent enough that no other node may have taken over."""
@@ -165,10 +182,10 @@ class Coordinator:
                 max_running=config.max_running,
                 bandwidth=config.bandwidth_limit,
             )
+            self.ask_for_round()
         self.config = config
         self.pool.set_policy(config.pool)
         self._apply_bandwidth()
-        self._wake.set()
 
     def _apply_bandwidth(self) -> None:
         """This node's part of ``global.bandwidth.limit``: its share of the cluster's threads."""
@@ -226,7 +243,6 @@ class Coordinator:
     def verify_here(self, row: CopyJobRow, lease: Lease) -> None:
         """Run a verification this node took the lease of (:meth:`JobLedger.open_verification`)."""
         self._add_run(row, lease)
-        self._wake.set()
 
     def local_snapshot(self) -> PoolSnapshot:
         return self.pool.snapshot()
@@ -235,26 +251,26 @@ class Coordinator:
 
     def _loop(self) -> None:
         while True:
-            woken = self._wake.wait(TICK)
+            self._wake.wait(TICK)
             self._wake.clear()
             try:
                 if self._stop.is_set():
                     self._drain()
                     return
-                self._tick(woken)
+                self._tick(self._round_asked())
             except Exception:
                 log.exception("coordinator tick failed", action="coordinator_error", node=self.node_id)
                 time.sleep(RETRY_AFTER_ERROR)
 
-    def _tick(self, woken: bool = True) -> None:
-        """One tick; ``woken``: something here changed, so the leader's round runs now."""
+    def _tick(self, asked: bool = True) -> None:
+        """One tick; ``asked``: something here changed, so the leader's round runs now."""
         now = time.monotonic()
-        woken = self._record_settled() or woken
+        asked = self._record_settled() or asked
         if now - self._last_config >= CONFIG_EVERY:
             self._last_config = now
             self.apply_config(load_config(self.db))
         self._sync(now)
-        round_due = woken or now - self._last_round >= self._round_every
+        round_due = asked or now - self._last_round >= self._round_every
         if round_due:
             self._last_round = now
             self._lead()
@@ -263,7 +279,7 @@ class Coordinator:
         if now - self._last_save >= SAVE_EVERY:
             self._last_save = now
             self._save_all()
-        self._refresh_view(reread=round_due)
+        self._refresh_view(reread=round_due or self._view_stale)
 
     def _drain(self) -> None:
         deadline = self.drain_deadline or time.monotonic()
@@ -389,7 +405,8 @@ class Coordinator:
         if purpose is Purpose.COPY:
             self.totals.run_started(row.id, initial)
         self.pool.add(run)
-        self._wake.set()  # the next tick reads the cluster again: the view shows the run at once
+        self._view_stale = True  # the next tick reads the cluster again: the view shows the run
+        self._wake.set()
         log.info("run started", action="run_started", purpose=purpose.value, migration_id=row.id, epoch=lease.epoch)
 
     def _findings(self, lease: Lease, found: Sequence[Finding]) -> None:
@@ -429,7 +446,7 @@ class Coordinator:
         if report.grants:
             log.info("pool rebalance", action="rebalance", grants=report.grants, node=self.node_id)
         if report.admitted or report.placed or report.grants:
-            self._wake.set()
+            self._wake.set()  # a prompt sync starts what was placed here (no round: this was it)
 
     @property
     def leads(self) -> bool:
@@ -439,7 +456,7 @@ class Coordinator:
 
     def _on_settled(self, run: RunHandle) -> None:
         self._settled.put(run)
-        self._wake.set()
+        self._wake.set()  # the tick that records it runs a round (its threads go to others)
 
     def _record_settled(self) -> bool:
         """Record the runs that settled since the last call; True if there were any."""
@@ -507,6 +524,7 @@ class Coordinator:
         """A new view: this node's runs as they are now, the rest as the last read found them
         (``reread``: read the cluster's rows again first)."""
         if reread or self._cluster is None:
+            self._view_stale = False
             with self.db.session() as session:
                 held = list(job_queries.held(session))
                 counts = job_queries.counts_by_state(session)

@@ -41,7 +41,7 @@ def services(database_url: str, tmp_path: Path) -> Iterator[Services]:
         services.db.dispose()
 
 
-def statements_of(services: Services, ticks: int, woken: bool) -> int:
+def statements_of(services: Services, ticks: int, asked: bool) -> int:
     """SQL statements the coordinator sends over ``ticks`` ticks."""
     count = 0
 
@@ -52,7 +52,7 @@ def statements_of(services: Services, ticks: int, woken: bool) -> int:
     event.listen(services.db.engine, "before_cursor_execute", counted)
     try:
         for _ in range(ticks):
-            services.coordinator._tick(woken)
+            services.coordinator._tick(asked)
     finally:
         event.remove(services.db.engine, "before_cursor_execute", counted)
     return count
@@ -63,9 +63,9 @@ def test_an_idle_tick_only_syncs(services: Services) -> None:
     view's reads of the cluster (most of a tick's interpreter time, which the web server
     shares) wait for their cadence, unless something here asks for them (a woken tick)."""
     services.coordinator._tick(True)  # the first round: leadership, the view
-    quiet = statements_of(services, 3, woken=False)
-    woken = statements_of(services, 3, woken=True)
-    assert quiet * 4 < woken, (quiet, woken)
+    quiet = statements_of(services, 3, asked=False)
+    asked = statements_of(services, 3, asked=True)
+    assert quiet * 4 < asked, (quiet, asked)
 
 
 def test_a_woken_tick_admits_at_once(services: Services, tmp_path: Path) -> None:
@@ -77,7 +77,17 @@ def test_a_woken_tick_admits_at_once(services: Services, tmp_path: Path) -> None
     definition = JobDefinition("files", str(data / "src"), str(data / "dst"))
     services.jobs.create("m1", definition, auto_start=True, idempotent=False)
     coordinator = services.coordinator
-    woken = coordinator._wake.is_set()  # what the loop's wait returns
-    coordinator._wake.clear()
-    coordinator._tick(woken)
+    coordinator._tick(coordinator._round_asked())  # as the loop asks
     assert coordinator.view.jobs["m1"].state == "RUNNING"
+
+
+def test_the_configuration_reload_asks_for_a_round_only_when_it_changed(services: Services) -> None:
+    """The coordinator reloads the properties every second: the same values again must not make
+    every such tick a round; a changed value must (its grants follow within a second)."""
+    coordinator = services.coordinator
+    coordinator._round_asked()
+    coordinator.apply_config(coordinator.config)
+    assert not coordinator._round_asked()
+    services.properties.set("global.scan.limit", "5")
+    assert coordinator._round_asked()
+    assert not coordinator._round_asked()  # once per batch of asks
