@@ -95,6 +95,7 @@ class Coordinator:
         self.pool = ScanPool(on_unit=self._unit_observed, may_start=self.holds_leases, cluster_grants=True)
         self.bandwidth = BandwidthLimiter()
         self.config: RuntimeConfig = DEFAULT_CONFIG
+        self._config_lock = threading.Lock()
         self.throughput = {"bytes": RateWindow(), "files": RateWindow()}
         self.view = ClusterView(node_id)
         self.unit_observers: list[UnitObserver] = []
@@ -130,7 +131,7 @@ class Coordinator:
         self.registry.register()
         if sole_node:
             self.registry.forget_others()
-        self.apply_config(load_config(self.db))
+        self.reload_config()
         log.info("node registered", action="node_start", node=self.node_id, lease=self.node_lease)
         self._thread = threading.Thread(target=self._loop, name="ferry-coordinator", daemon=True)
         self._thread.start()
@@ -174,6 +175,21 @@ class Coordinator:
         return time.monotonic() - self._renewed < self.node_lease / 2
 
     def apply_config(self, config: RuntimeConfig) -> None:
+        """Apply properties a web thread has just committed (or the coordinator has just read)."""
+        with self._config_lock:
+            self._apply_config(config)
+
+    def reload_config(self) -> None:
+        """Apply the properties as stored (another node may have changed them).
+
+        Race: a reload that read the table just before a web thread committed a change must not
+        apply what it read after that thread applied the change (a PUT's new bandwidth limit was
+        seen reverted). Reading and applying under the lock the web thread's apply takes keeps
+        the newer one last."""
+        with self._config_lock:
+            self._apply_config(load_config(self.db))
+
+    def _apply_config(self, config: RuntimeConfig) -> None:
         if config != self.config:
             log.info(
                 "pool rebalance",
@@ -268,7 +284,7 @@ class Coordinator:
         asked = self._record_settled() or asked
         if now - self._last_config >= CONFIG_EVERY:
             self._last_config = now
-            self.apply_config(load_config(self.db))
+            self.reload_config()
         self._sync(now)
         round_due = asked or now - self._last_round >= self._round_every
         if round_due:

@@ -1,8 +1,11 @@
-"""What a coordinator tick costs when nothing happens, and what still runs at once when it does."""
+"""What a coordinator tick costs when nothing happens, what still runs at once when something does,
+and how its configuration reload keeps to the newest change."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,8 @@ from sqlalchemy import event
 
 from app.api.app import build_services
 from app.api.deps import Services
+from app.policy.properties import RuntimeConfig
+from app.pool import coordinator as coordinator_module
 from app.pool.coordinator import TICK, leader_term, round_every
 from app.services.jobs import JobDefinition
 from tests.api.conftest import settings_for
@@ -91,3 +96,34 @@ def test_the_configuration_reload_asks_for_a_round_only_when_it_changed(services
     services.properties.set("global.scan.limit", "5")
     assert coordinator._round_asked()
     assert not coordinator._round_asked()  # once per batch of asks
+
+
+def test_a_reload_that_read_before_a_change_does_not_undo_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Race: the coordinator's once-a-second reload reads the properties, a web thread commits a
+    change and applies it, then the reload applies what it read. The change must stay applied:
+    the applier waits for the reload in flight, and its newer configuration lands last."""
+    coordinator = services.coordinator
+    old = coordinator.config
+    new = replace(old, bandwidth_limit=500_000_000)
+    read, go = threading.Event(), threading.Event()
+
+    def paused_load(db: object) -> RuntimeConfig:
+        read.set()
+        go.wait(10)
+        return old  # what the table held when the reload read it
+
+    monkeypatch.setattr(coordinator_module, "load_config", paused_load)
+    reloader = threading.Thread(target=coordinator.reload_config)
+    reloader.start()
+    assert read.wait(10)
+    applier = threading.Thread(target=coordinator.apply_config, args=(new,))
+    applier.start()
+    applier.join(0.5)  # room to run ahead of the reload, which it must not take
+    assert applier.is_alive(), "the change was applied while a reload that read before it was in flight"
+    go.set()
+    reloader.join(10)
+    applier.join(10)
+    assert coordinator.config == new
+    assert coordinator.bandwidth.rate == 500_000_000
