@@ -7,7 +7,7 @@ Each tick (a quarter of a second) it
    grants in one transaction, then starts runs for jobs newly placed here, stops runs whose job
    an operator stopped (on any node), and drops runs whose lease went elsewhere;
 3. when something here changed (an operator's action, a run that settled, a new configuration:
-   :meth:`Coordinator.ask_for_round`) or a round is due (:func:`round_every`), runs the leader's
+   :meth:`Coordinator.wake`) or a round is due (:func:`round_every`), runs the leader's
    round if it is the leader (or becomes it): takes over dead nodes' jobs, admits and places
    SCHEDULED jobs, publishes grants for the whole cluster, and reads the cluster's rows again
    for the view;
@@ -109,7 +109,7 @@ class Coordinator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_save = self._last_config = self._last_round = 0.0
-        #: Rounds asked for (:meth:`ask_for_round`) and the count the loop last saw.
+        #: Rounds asked for (:meth:`wake`) and the count the loop last saw.
         self._round_asks = self._round_seen = 0
         #: A run started here since the view's last read of the cluster.
         self._view_stale = False
@@ -156,16 +156,13 @@ class Coordinator:
         log.info("node stopped", action="node_stop", node=self.node_id)
 
     def wake(self) -> None:
-        """Something changed that the leader's round must see (an operator's action): the next
-        tick runs it, now."""
-        self.ask_for_round()
-
-    def ask_for_round(self) -> None:
+        """Something changed that the leader's round must see (an operator's action, a new
+        configuration): the next tick runs it, now."""
         self._round_asks += 1  # a lost increment of two racing calls still differs from the seen
         self._wake.set()
 
     def _round_asked(self) -> bool:
-        """True once per batch of :meth:`ask_for_round` calls (what the loop tells the tick)."""
+        """True once per batch of :meth:`wake` calls (what the loop tells the tick)."""
         asks = self._round_asks
         asked, self._round_seen = asks != self._round_seen, asks
         return asked
@@ -198,7 +195,7 @@ class Coordinator:
                 max_running=config.max_running,
                 bandwidth=config.bandwidth_limit,
             )
-            self.ask_for_round()
+            self.wake()
         self.config = config
         self.pool.set_policy(config.pool)
         self._apply_bandwidth()
@@ -542,7 +539,7 @@ class Coordinator:
         if reread or self._cluster is None:
             self._view_stale = False
             with self.db.session() as session:
-                held = list(job_queries.held(session))
+                held = job_queries.held(session)
                 counts = job_queries.counts_by_state(session)
             self._cluster = (held, counts, self.registry.nodes())
         rows, counts, nodes = self._cluster
